@@ -1,0 +1,16 @@
+"""Training command line: ``python -m inference.train {head,planes,...} [options]``."""
+
+from __future__ import annotations
+
+import sys
+
+from inference._cli import dispatch
+
+# Sub-command → "module:function"; each team adds its own line.
+COMMANDS: dict[str, str] = {
+    "head": "inference.head.train:main",
+    "planes": "inference.planes.train:main",
+}
+
+if __name__ == "__main__":
+    sys.exit(dispatch("inference.train", COMMANDS))

@@ -1,0 +1,31 @@
+"""Users and their clinical roles."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+
+
+class Role(models.TextChoices):
+    SONOGRAPHER = "sonographer", "Sonographer"
+    OBSTETRICIAN = "obstetrician", "Obstetrician"
+    SUPERVISOR = "supervisor", "Supervisor"
+    ADMIN = "admin", "Administrator"
+
+
+class User(AbstractUser):
+    """A person who signs in. One role per account; admins may also use the Django admin."""
+
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.SONOGRAPHER)
+    is_trainee = models.BooleanField(
+        default=False, help_text="Trainee sonographers' exams are graded by supervisors."
+    )
+
+    def has_role(self, *roles: str) -> bool:
+        return self.is_active and (self.role in roles or self.is_superuser)
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # Admins manage users, PACS nodes and model versions in the Django admin.
+        if self.role == Role.ADMIN:
+            self.is_staff = True
+        super().save(*args, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,34 @@
+"""Test settings: the real PostgreSQL and Redis on loopback, a temporary media root.
+
+Override with TEST_DATABASE_URL / TEST_REDIS_URL when the servers live elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+os.environ.setdefault("DJANGO_DEBUG", "0")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault(
+    "DATABASE_URL",
+    os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sonoreview"),
+)
+os.environ.setdefault(
+    "CELERY_BROKER_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+)
+
+from webapp.settings.base import *  # noqa: F403
+from webapp.settings.base import VAR_DIR
+
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+MEDIA_ROOT = tempfile.mkdtemp(prefix="sonoreview-test-media-")
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; tests only
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+CELERY_TASK_ALWAYS_EAGER = False
+STATIC_ROOT = VAR_DIR / "test-staticfiles"
