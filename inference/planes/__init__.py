@@ -1,0 +1,1 @@
+"""Standard-plane recognition: taxonomy, classifier, cine best-frame choice, training, evaluation."""
