@@ -1,7 +1,10 @@
-"""Top-level URL routes."""
+"""Top-level URL routes: one include() per app, in the order a reader meets them."""
 
 from django.contrib import admin
 from django.urls import include, path
+
+admin.site.site_header = "sonoreview administration"
+admin.site.site_title = "sonoreview admin"
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -1,8 +1,68 @@
+"""The landing page of each role and the health endpoint."""
+
+from __future__ import annotations
+
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from webapp.accounts.models import Role
+from webapp.accounts.roles import require_role
+from webapp.core.navigation import links_for
+from webapp.core.readiness import probe_all
+
+LANDING_URL_NAMES = {
+    Role.SONOGRAPHER: "core:sonographer_home",
+    Role.OBSTETRICIAN: "core:obstetrician_home",
+    Role.SUPERVISOR: "core:supervisor_home",
+    Role.ADMIN: "core:admin_home",
+}
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "core/home.html", {})
+    """Send each user to their role's landing page (login lands here)."""
+    return redirect(LANDING_URL_NAMES.get(request.user.role, "core:sonographer_home"))
+
+
+def _landing(request: HttpRequest, role: str, template: str) -> HttpResponse:
+    return render(request, template, {"role_links": links_for(role, include_missing=True)})
+
+
+@require_role(Role.SONOGRAPHER)
+def sonographer_home(request: HttpRequest) -> HttpResponse:
+    return _landing(request, Role.SONOGRAPHER, "core/landing_sonographer.html")
+
+
+@require_role(Role.OBSTETRICIAN)
+def obstetrician_home(request: HttpRequest) -> HttpResponse:
+    return _landing(request, Role.OBSTETRICIAN, "core/landing_obstetrician.html")
+
+
+@require_role(Role.SUPERVISOR)
+def supervisor_home(request: HttpRequest) -> HttpResponse:
+    return _landing(request, Role.SUPERVISOR, "core/landing_supervisor.html")
+
+
+@require_role(Role.ADMIN)
+def admin_home(request: HttpRequest) -> HttpResponse:
+    return _landing(request, Role.ADMIN, "core/landing_admin.html")
+
+
+@never_cache
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """Database, broker and worker reachability as JSON: 200 when all answer, else 503.
+
+    Open to anonymous callers (load balancers, compose health checks); details carry no secrets.
+    """
+    probes = probe_all()
+    healthy = all(probe.ok for probe in probes)
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "failing": [probe.name for probe in probes if not probe.ok],
+        **{probe.name: {"ok": probe.ok, "detail": probe.detail} for probe in probes},
+    }
+    return JsonResponse(body, status=200 if healthy else 503)

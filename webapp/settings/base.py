@@ -1,9 +1,10 @@
 """sonoreview settings, read from the environment.
 
-Production: DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis), SECRET_KEY, ALLOWED_HOSTS,
-MEDIA_ROOT and the PACS settings come from the environment. Demo: with no DATABASE_URL the site uses
-a SQLite file under ``var/``, and with no CELERY_BROKER_URL tasks run in-process, so one command can
-show the product on a bare machine. Tests use ``webapp.settings.test`` (real PostgreSQL and Redis).
+Production: DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis), SECRET_KEY and ALLOWED_HOSTS are
+required; MEDIA_ROOT and the PACS settings come from the environment. Demo (SONOREVIEW_DEMO=1) or
+development (DJANGO_DEBUG=1): with no DATABASE_URL the site uses a SQLite file under ``var/``, and
+with no CELERY_BROKER_URL tasks run in-process, so one command can show the product on a bare
+machine. Each mistake raises ConfigurationError with one sentence (README lists every variable). Tests use ``webapp.settings.test`` (real PostgreSQL and Redis).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from pathlib import Path
 from webapp.settings.env import (
     ConfigurationError,
     env_bool,
+    env_int,
     env_list,
     env_str,
+    parse_broker_url,
     parse_database_url,
 )
 
@@ -22,17 +25,26 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("SONOREVIEW_VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
+# Demo mode: the one-command demo on a bare machine (SQLite fallback, in-process tasks, a fixed
+# insecure key, plain-HTTP cookies). Production is neither demo nor debug and must name every
+# server and secret explicitly, so a forgotten variable stops start-up instead of degrading.
+DEMO = env_bool("SONOREVIEW_DEMO", default=False)
+PRODUCTION = not (DEBUG or DEMO)
+_PRODUCTION_HINT = "in production mode (set SONOREVIEW_DEMO=1 for a local demo)"
 
 SECRET_KEY = env_str("SECRET_KEY")
 if SECRET_KEY is None:
-    if not DEBUG:
-        raise ConfigurationError(
-            "SECRET_KEY is not set: production mode (DJANGO_DEBUG unset or 0) needs a secret key; "
-            "set SECRET_KEY, or DJANGO_DEBUG=1 for a local demo"
-        )
+    if PRODUCTION:
+        raise ConfigurationError(f"SECRET_KEY is not set: it is required {_PRODUCTION_HINT}")
     SECRET_KEY = "demo-only-insecure-key-do-not-use-in-production"
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost"])
+if not ALLOWED_HOSTS:
+    # Django would answer every request with 400; say so at start-up instead.
+    raise ConfigurationError(
+        "ALLOWED_HOSTS is not set: list the host names the site is served as, comma-separated "
+        "(e.g. ALLOWED_HOSTS=review.example.org)"
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -73,6 +85,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "webapp.core.context_processors.navigation",
             ],
         },
     },
@@ -81,6 +94,10 @@ TEMPLATES = [
 _database_url = env_str("DATABASE_URL")
 if _database_url:
     DATABASES = {"default": parse_database_url(_database_url).as_django()}
+elif PRODUCTION:
+    raise ConfigurationError(
+        f"DATABASE_URL is not set: a PostgreSQL URL is required {_PRODUCTION_HINT}"
+    )
 else:
     # Demo fallback only; production and tests always name a PostgreSQL server.
     VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -110,6 +127,11 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+if not PRODUCTION:
+    # Demo and development serve static files straight from the sources as well (WhiteNoise
+    # finders), so a forgotten collectstatic never leaves a page unstyled.
+    WHITENOISE_USE_FINDERS = True
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -125,21 +147,43 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = 1000
 
 # --- Celery -----------------------------------------------------------------------------------
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+_broker_url = env_str("CELERY_BROKER_URL")
+CELERY_BROKER_URL = parse_broker_url(_broker_url) if _broker_url else None
+_result_backend = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_RESULT_BACKEND = (
+    parse_broker_url(_result_backend, variable="CELERY_RESULT_BACKEND") if _result_backend else None
+)
+if CELERY_BROKER_URL is None and PRODUCTION:
+    raise ConfigurationError(
+        f"CELERY_BROKER_URL is not set: a Redis URL is required {_PRODUCTION_HINT}"
+    )
 # Without a broker (demo) tasks run in-process; production and tests always name Redis.
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
 
 # --- PACS and DICOM -----------------------------------------------------------------------------
 PACS_DICOMWEB_URL = env_str("PACS_DICOMWEB_URL")  # e.g. http://pacs:8042/dicom-web
-DICOM_AE_TITLE = env_str("DICOM_AE_TITLE", "SONOREVIEW")
-DICOM_PORT = int(env_str("DICOM_PORT", "11112") or 11112)
+if PACS_DICOMWEB_URL and not PACS_DICOMWEB_URL.startswith(("http://", "https://")):
+    raise ConfigurationError(
+        f"PACS_DICOMWEB_URL {PACS_DICOMWEB_URL!r} is not an http(s) URL "
+        "(e.g. http://pacs:8042/dicom-web)"
+    )
+DICOM_AE_TITLE = env_str("DICOM_AE_TITLE", "SONOREVIEW") or "SONOREVIEW"
+if len(DICOM_AE_TITLE) > 16:
+    raise ConfigurationError(f"DICOM_AE_TITLE {DICOM_AE_TITLE!r} is longer than 16 characters")
+DICOM_PORT = env_int("DICOM_PORT", 11112, minimum=1, maximum=65535)
+
+# --- Start-up and health checks -----------------------------------------------------------------
+# Seconds each reachability probe (database, broker, worker) may take before it counts as down.
+HEALTH_CHECK_TIMEOUT = float(env_int("HEALTH_CHECK_TIMEOUT", 3, minimum=1, maximum=60))
 
 # --- Security for production ------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=not DEBUG)
-CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# Production sits behind TLS; the demo and development servers speak plain HTTP on loopback.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
+if env_bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

@@ -1,6 +1,9 @@
 """Test settings: the real PostgreSQL and Redis on loopback, a temporary media root.
 
-Override with TEST_DATABASE_URL / TEST_REDIS_URL when the servers live elsewhere.
+Override with TEST_DATABASE_URL / TEST_REDIS_URL when the servers live elsewhere. pytest-django
+creates ``test_<name>`` beside the named database; the Celery worker that tests start
+(``celery_worker_process`` in tests/conftest.py) is pointed at that test database and at this
+process's MEDIA_ROOT through the environment, so both sides see the same rows and files.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import tempfile
 
 os.environ.setdefault("DJANGO_DEBUG", "0")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault(
     "DATABASE_URL",
     os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sonoreview"),
@@ -17,12 +21,13 @@ os.environ.setdefault(
 os.environ.setdefault(
     "CELERY_BROKER_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 )
+# One temporary media root per test session, inherited by subprocesses (worker, runserver).
+if not os.environ.get("MEDIA_ROOT"):
+    os.environ["MEDIA_ROOT"] = tempfile.mkdtemp(prefix="sonoreview-test-media-")
 
 from webapp.settings.base import *  # noqa: F403
 from webapp.settings.base import VAR_DIR
 
-ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
-MEDIA_ROOT = tempfile.mkdtemp(prefix="sonoreview-test-media-")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast; tests only
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
