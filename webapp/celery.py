@@ -81,7 +81,7 @@ def _limit_torch_threads(**_: object) -> None:
     torch.set_num_threads(int(os.environ.get("SONOREVIEW_TORCH_THREADS", "1")))
 
 
-@app.task(name="webapp.core.ping", queue="default")
+@app.task(name="webapp.core.ping")
 def ping() -> str:
     """Round-trip task used by the worker tests (the health endpoint uses a control ping)."""
     return "pong"

@@ -110,6 +110,10 @@ def parse_database_url(url: str, *, variable: str = "DATABASE_URL") -> DatabaseU
     if any, is never echoed).
     """
     shown = redact_url(url)
+    if "://" not in url:
+        raise ConfigurationError(
+            f"{variable} {shown!r} is not a URL (expected postgres://user@host:5432/dbname)"
+        )
     parsed = urlparse(url.strip())
     scheme = parsed.scheme.lower()
     if scheme in {"postgres", "postgresql", "psql", "pgsql"}:
@@ -145,10 +149,6 @@ def parse_database_url(url: str, *, variable: str = "DATABASE_URL") -> DatabaseU
             raise ConfigurationError(f"{variable} {shown!r} must look like sqlite:///path/to/file")
         path = rest[1:]
         return DatabaseURL("django.db.backends.sqlite3", path or ":memory:", "", "", "", "", {})
-    if not scheme:
-        raise ConfigurationError(
-            f"{variable} {shown!r} is not a URL (expected postgres://user@host:5432/dbname)"
-        )
     raise ConfigurationError(
         f"{variable} scheme {scheme!r} is not supported (use postgres://… or sqlite:///…)"
     )

@@ -37,3 +37,4 @@ STORAGES = {
 }
 CELERY_TASK_ALWAYS_EAGER = False
 STATIC_ROOT = VAR_DIR / "test-staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request otherwise
