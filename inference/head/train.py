@@ -51,6 +51,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        default=0,
+        help="stop after this many epochs in this run (resume later)",
+    )
     p.add_argument("--limit-batches", type=int, default=0, help="debug: batches per epoch")
     return p.parse_args(argv)
 
@@ -158,7 +164,10 @@ def main(argv: list[str]) -> int:
         train_seconds = ck["train_seconds"]
         print(f"resumed after epoch {ck['epoch']} (best val HC MAD {best:.3f} mm)", flush=True)
 
-    for epoch in range(start_epoch, args.epochs):
+    end_epoch = args.epochs
+    if args.stop_after:
+        end_epoch = min(end_epoch, start_epoch + args.stop_after)
+    for epoch in range(start_epoch, end_epoch):
         t0 = time.time()
         model.train()
         order = rng.permutation(tr_idx)
@@ -216,6 +225,12 @@ def main(argv: list[str]) -> int:
         )
         (ckpt_dir / "last.tmp").replace(last)
     (ckpt_dir / "history.json").write_text(json.dumps(history, indent=1))
+    if end_epoch < args.epochs:
+        print(
+            json.dumps({"stopped_after_epoch": end_epoch - 1, "resume_with": "--resume"}),
+            flush=True,
+        )
+        return 0
     print(
         json.dumps(
             {"done": True, "best_val_hc_mad_mm": best, "train_seconds": round(train_seconds)}
