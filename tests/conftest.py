@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
@@ -27,16 +26,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 WORKER_START_TIMEOUT_S = 90.0
-
-
-def _database_url(settings_dict: dict) -> str:
-    """A DATABASE_URL for the database described by a Django connection's settings_dict."""
-    user = quote(settings_dict.get("USER") or "", safe="")
-    password = quote(settings_dict.get("PASSWORD") or "", safe="")
-    userinfo = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = settings_dict.get("HOST") or "127.0.0.1"
-    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
-    return f"postgres://{userinfo}{host}{port}/{settings_dict['NAME']}"
 
 
 @dataclass
@@ -63,8 +52,9 @@ def celery_worker_process(django_db_setup: None) -> Iterator[WorkerProcess]:
     from django.db import connections
 
     from webapp.celery import app
+    from webapp.settings.env import database_url_from_settings
 
-    database_url = _database_url(connections["default"].settings_dict)
+    test_database_url = database_url_from_settings(connections["default"].settings_dict)
     hostname = f"sonoreview-test-{os.getpid()}@{socket.gethostname()}"
     # Messages left by an interrupted earlier run would otherwise run against this database.
     app.control.purge()
@@ -74,7 +64,7 @@ def celery_worker_process(django_db_setup: None) -> Iterator[WorkerProcess]:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "webapp.settings.test",
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": test_database_url,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND or settings.CELERY_BROKER_URL,
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
@@ -103,7 +93,7 @@ def celery_worker_process(django_db_setup: None) -> Iterator[WorkerProcess]:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    worker = WorkerProcess(process, hostname, Path(log_file.name), database_url)
+    worker = WorkerProcess(process, hostname, Path(log_file.name), test_database_url)
     try:
         deadline = time.monotonic() + WORKER_START_TIMEOUT_S
         while True:

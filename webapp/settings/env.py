@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlparse, urlunparse
+from urllib.parse import parse_qs, quote, unquote, urlparse, urlunparse
 
 
 class ConfigurationError(Exception):
@@ -152,6 +152,20 @@ def parse_database_url(url: str, *, variable: str = "DATABASE_URL") -> DatabaseU
     raise ConfigurationError(
         f"{variable} scheme {scheme!r} is not supported (use postgres://… or sqlite:///…)"
     )
+
+
+def database_url_from_settings(settings_dict: dict, *, name: str | None = None) -> str:
+    """The inverse of ``parse_database_url`` for PostgreSQL: a URL for a Django DATABASES entry.
+
+    Used to hand a subprocess (a test worker) the database this process uses; ``name`` replaces
+    the database name.
+    """
+    user = quote(settings_dict.get("USER") or "", safe="")
+    password = quote(settings_dict.get("PASSWORD") or "", safe="")
+    userinfo = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{userinfo}{host}{port}/{quote(str(name or settings_dict['NAME']))}"
 
 
 def parse_broker_url(url: str, *, variable: str = "CELERY_BROKER_URL") -> str:

@@ -1,6 +1,8 @@
 """Test settings: the real PostgreSQL and Redis on loopback, a temporary media root.
 
-Override with TEST_DATABASE_URL / TEST_REDIS_URL when the servers live elsewhere. pytest-django
+Override with TEST_DATABASE_URL / TEST_REDIS_URL when the servers live elsewhere. The default role
+``sonoreview`` (password ``sonoreview``, CREATEDB) is created by ``scripts/ensure-services.sh``; a
+password login works under Debian's default scram-sha-256 loopback rule as well as under trust. pytest-django
 creates ``test_<name>`` beside the named database; the Celery worker that tests start
 (``celery_worker_process`` in tests/conftest.py) is pointed at that test database and at this
 process's MEDIA_ROOT through the environment, so both sides see the same rows and files.
@@ -16,7 +18,9 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ.setdefault(
     "DATABASE_URL",
-    os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/sonoreview"),
+    os.environ.get(
+        "TEST_DATABASE_URL", "postgres://sonoreview:sonoreview@127.0.0.1:5432/sonoreview"
+    ),
 )
 os.environ.setdefault(
     "CELERY_BROKER_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")

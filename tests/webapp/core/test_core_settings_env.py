@@ -6,6 +6,7 @@ import pytest
 
 from webapp.settings.env import (
     ConfigurationError,
+    database_url_from_settings,
     env_bool,
     env_int,
     env_list,
@@ -99,3 +100,10 @@ def test_env_bool_int_list(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigurationError, match=r"NUM=42 is outside 1…10"):
         monkeypatch.setenv("NUM", "42")
         env_int("NUM", 1, minimum=1, maximum=10)
+
+
+def test_database_url_round_trips_through_django_settings() -> None:
+    url = "postgres://sono:p%40ss@db.example:6543/sonoreview"
+    settings_dict = parse_database_url(url).as_django()
+    assert database_url_from_settings(settings_dict) == url
+    assert database_url_from_settings(settings_dict, name="test_x").endswith("/test_x")

@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.conf import settings
+
+from webapp.settings.env import database_url_from_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
@@ -29,9 +32,8 @@ def production_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="webapp.settings.base",
         SECRET_KEY="s3cret-for-this-test",
         ALLOWED_HOSTS="127.0.0.1",
-        DATABASE_URL=os.environ.get(
-            "TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"
-        ),
+        # The test role's server, but its always-present maintenance database "postgres".
+        DATABASE_URL=database_url_from_settings(settings.DATABASES["default"], name="postgres"),
         CELERY_BROKER_URL=os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14"),
         SONOREVIEW_VAR_DIR=str(tmp_path / "var"),
         STATIC_ROOT=str(tmp_path),
