@@ -9,5 +9,6 @@ admin.site.site_title = "sonoreview admin"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("webapp.accounts.urls")),
+    path("", include("webapp.exams.urls")),
     path("", include("webapp.core.urls")),
 ]
