@@ -157,7 +157,21 @@ def main(argv: list[str]) -> int:
         ck = torch.load(last, weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
+        if ck["args"]["epochs"] == args.epochs:
+            sched.load_state_dict(ck["sched"])
+        else:  # schedule re-planned mid-run (e.g. to finish in time): same step, new length
+            done = (ck["epoch"] + 1) * steps_per_epoch
+            sched = torch.optim.lr_scheduler.OneCycleLR(
+                opt,
+                max_lr=args.lr,
+                total_steps=args.epochs * steps_per_epoch,
+                pct_start=0.1,
+                last_epoch=done - 1,
+            )
+            print(
+                f"schedule re-planned: {ck['args']['epochs']} → {args.epochs} epochs at step {done}",
+                flush=True,
+            )
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         start_epoch, best, history = ck["epoch"] + 1, ck["best"], ck["history"]
