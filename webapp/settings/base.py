@@ -102,7 +102,12 @@ else:
     # Demo fallback only; production and tests always name a PostgreSQL server.
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
-        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "demo.sqlite3"}
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "demo.sqlite3",
+            # The demo's web threads and worker share one file: wait for a lock, don't fail.
+            "OPTIONS": {"timeout": 20},
+        }
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
