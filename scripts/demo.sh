@@ -51,7 +51,9 @@ if "$VENV_BIN/python" -c "import importlib.util, sys; sys.exit(importlib.util.fi
     if grep -qx "$candidate" <<<"$commands"; then ingest="$candidate"; break; fi
   done
   if [ -n "$ingest" ]; then
-    manage "$ingest" var/demo-dicom || echo "note: '$ingest var/demo-dicom' failed; the site runs without demo exams"
+    uploader=()
+    if manage help "$ingest" | grep -q -- "--user"; then uploader=(--user sono); fi
+    manage "$ingest" var/demo-dicom "${uploader[@]}" || echo "note: '$ingest var/demo-dicom' failed; the site runs without demo exams"
   else
     echo "note: no ingest command yet (webapp/exams); demo DICOM written to var/demo-dicom, not loaded"
   fi

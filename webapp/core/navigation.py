@@ -22,22 +22,25 @@ class Link:
 # (label, URL name) per role, in the order they appear.
 NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
     Role.SONOGRAPHER: (
-        ("My exams", "exams:my_exams"),
+        ("My exams", "exams:study_list"),
         ("Send an exam", "exams:upload"),
+        ("Pull from PACS", "exams:pacs"),
         ("My feedback", "teaching:my_feedback"),
     ),
     Role.OBSTETRICIAN: (
         ("Worklist", "review:worklist"),
-        ("Signed reports", "review:signed"),
+        ("All exams", "exams:study_list"),
     ),
     Role.SUPERVISOR: (
         ("Grading queue", "teaching:grading_queue"),
         ("Trainees", "teaching:trainees"),
+        ("Exams", "exams:study_list"),
     ),
     Role.ADMIN: (
         ("Users", "admin:accounts_user_changelist"),
         ("PACS nodes", "admin:exams_pacsnode_changelist"),
         ("Model versions", "admin:analysis_modelversion_changelist"),
+        ("Exams", "exams:study_list"),
         ("Django admin", "admin:index"),
     ),
 }
