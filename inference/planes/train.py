@@ -1,0 +1,421 @@
+"""``python -m inference.train planes``: train the plane classifier, measure it on held-out real data.
+
+Data: the real labelled images beside the project (HC18 → trans-thalamic brain, Roboflow FETAL_PLANES_DB
+brain planes with sub-plane labels and brain-anomaly cases, the Alzubaidi trans-ventricular subset,
+PSFHS intrapartum views → "Other"), a FETAL_PLANES_DB download when given (its Train = 1 rows; its
+Train = 0 rows are reported as its test set), and phantom frames for every class (the only source of
+abdomen, femur, thorax and cervix unless FETAL_PLANES_DB is given). Real data are split by subject
+(seeded); the held-out subjects are never seen in training and no epoch is chosen on them.
+
+Writes ``OUT/planes_classifier.pt`` (weights + metadata) and ``OUT/planes_classifier.metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inference.planes import taxonomy
+from inference.planes.data import (
+    LabelError,
+    Sample,
+    dedupe_copies,
+    fpdb_samples,
+    labels_arrays,
+    shared_samples,
+    split_by_group,
+)
+from inference.planes.metrics import classification_report
+from inference.planes.preprocess import INPUT_SIZE, ImageReadError, prepare, read_image
+
+N_PLANES = len(taxonomy.PLANES)
+N_BRAIN = len(taxonomy.BRAIN_PLANES)
+OTHER = taxonomy.PLANE_KEYS.index("other")
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("SONOREVIEW_SHARED_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def load_prepared(samples: list[Sample], size: int = INPUT_SIZE) -> np.ndarray:
+    """(N, size, size) uint8 classifier inputs; ImageReadError names a bad file."""
+    out = np.zeros((len(samples), size, size), np.uint8)
+    for i, s in enumerate(samples):
+        out[i] = prepare(read_image(s.path), size)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Phantom training frames
+# ---------------------------------------------------------------------------------------------
+
+
+def phantom_set(n_per_class: int, seed: int, size: int = INPUT_SIZE):
+    """Phantom frames with varied quality: (x (N,S,S) uint8, soft plane targets (N,6), brain (N,))."""
+    from inference.phantom.generator import make_frame
+
+    rng = np.random.default_rng([seed, 99])
+    xs, ys, bs = [], [], []
+    shapes = [(256, 320), (288, 384), (240, 320)]
+    for plane in taxonomy.PLANE_KEYS:
+        for _i in range(n_per_class):
+            fseed = int(rng.integers(0, 2**31 - 1))
+            shape = shapes[int(rng.integers(len(shapes)))]
+            kw: dict = {"seed": fseed, "shape": shape}
+            soft = False
+            label = plane
+            u = rng.random()
+            if plane == "fetal_brain":
+                kw["brain_plane"] = str(
+                    rng.choice(
+                        ["trans_thalamic", "trans_cerebellar", "trans_ventricular", "other_brain"],
+                        p=[0.3, 0.25, 0.25, 0.2],
+                    )
+                )
+                if u < 0.2:
+                    kw["asymmetry"] = float(rng.uniform(0.05, 0.1))
+                if rng.random() < 0.2:
+                    kw["fill"] = float(rng.uniform(0.15, 0.3))
+                if kw["brain_plane"] == "other_brain":
+                    kw["section_scale"] = float(rng.uniform(0.6, 0.95))
+            elif plane == "fetal_abdomen":
+                if u < 0.35:
+                    fail = str(rng.choice(["stomach", "umbilical_vein", "kidneys", "asymmetry"]))
+                    kw |= {"kidneys": True} if fail == "kidneys" else {}
+                    kw |= {"asymmetry": 0.07} if fail == "asymmetry" else {}
+                    kw |= {fail: False} if fail in {"stomach", "umbilical_vein"} else {}
+                    soft = True
+                if rng.random() < 0.2:
+                    kw["fill"] = float(rng.uniform(0.15, 0.3))
+            elif plane == "fetal_thorax":
+                if rng.random() < 0.2:
+                    kw["fill"] = float(rng.uniform(0.15, 0.3))
+            elif plane == "fetal_femur":
+                kw["angle_deg"] = float(rng.uniform(-60, 60))
+                if u < 0.25:
+                    kw["visible_length"] = float(rng.uniform(0.3, 0.8))
+                    soft = True
+                elif u < 0.35:
+                    kw["ends_visible"] = False
+                    soft = True
+                elif u < 0.45:  # thigh cross-section: not a femur plane
+                    kw["visible_length"] = 0.15
+                    label = "other"
+            f = make_frame(plane, **kw)
+            img = f.image
+            if rng.random() < 0.3:  # rectangular crop inside the sector, like exported crops
+                rows, cols = np.nonzero(f.fov)
+                r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
+                hh, ww = r1 - r0, c1 - c0
+                fr = float(rng.uniform(0.55, 0.8))
+                ch, cw = int(hh * fr), int(ww * fr)
+                y0 = r0 + int((hh - ch) * rng.uniform(0.3, 0.7))
+                x0 = c0 + int((ww - cw) * rng.uniform(0.3, 0.7))
+                img = img[y0 : y0 + ch, x0 : x0 + cw]
+            if rng.random() < 0.6:  # real scanners smooth speckle more than the phantom does
+                img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.6, 1.8)))
+            xs.append(prepare(img, size))
+            y = np.zeros(N_PLANES, np.float32)
+            k = taxonomy.PLANE_KEYS.index(label)
+            if soft:
+                y[k], y[OTHER] = 0.5, 0.5
+            else:
+                y[k] = 1.0
+            ys.append(y)
+            sub = f.brain_plane if label == "fetal_brain" else None
+            bs.append(taxonomy.BRAIN_PLANE_KEYS.index(sub) if sub else -1)
+    return np.stack(xs), np.stack(ys), np.array(bs, np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+
+def _augment(x, rng_t):
+    """Random flips, affine jitter and intensity changes on a (N, 1, S, S) float batch in [0, 1]."""
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    ang = (torch.rand(n, generator=rng_t) - 0.5) * math.radians(40)
+    sc = 1 + (torch.rand(n, generator=rng_t) - 0.5) * 0.3
+    tx = (torch.rand(n, generator=rng_t) - 0.5) * 0.16
+    ty = (torch.rand(n, generator=rng_t) - 0.5) * 0.16
+    flip = torch.where(torch.rand(n, generator=rng_t) < 0.5, -1.0, 1.0)
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack(
+        [torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    gamma = torch.exp((torch.rand(n, 1, 1, 1, generator=rng_t) - 0.5) * 0.7)
+    x = x.clamp(0, 1) ** gamma
+    x = x * (0.8 + 0.4 * torch.rand(n, 1, 1, 1, generator=rng_t))
+    x = x + (torch.rand(n, 1, 1, 1, generator=rng_t) - 0.5) * 0.12
+    blur = torch.rand(n, generator=rng_t) < 0.2
+    if blur.any():
+        x[blur] = F.avg_pool2d(x[blur], 3, 1, 1)
+    x = x + torch.randn(x.shape, generator=rng_t) * 0.03 * torch.rand(n, 1, 1, 1, generator=rng_t)
+    return x.clamp(0, 1)
+
+
+def train_model(
+    x: np.ndarray,
+    y_soft: np.ndarray,
+    y_brain: np.ndarray,
+    *,
+    epochs: int,
+    seed: int,
+    batch: int = 32,
+    samples_per_epoch: int = 4000,
+    lr: float = 2e-3,
+    max_minutes: float | None = None,
+    log=print,
+):
+    """Train PlaneNet with class-balanced sampling; returns the model (eval mode)."""
+    import torch
+    import torch.nn.functional as F
+
+    from inference.planes.model import PlaneNet
+
+    torch.manual_seed(seed)
+    rng_t = torch.Generator().manual_seed(seed)
+    model = PlaneNet()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps_per_epoch = max(1, samples_per_epoch // batch)
+    total = epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.15)
+    hard = y_soft.argmax(1)
+    counts = np.bincount(hard, minlength=N_PLANES).astype(np.float64)
+    w = 1.0 / np.maximum(counts[hard], 1)
+    w /= w.sum()
+    bcounts = np.bincount(y_brain[y_brain >= 0], minlength=N_BRAIN).astype(np.float32)
+    bweight = torch.tensor(
+        np.clip(bcounts.sum() / np.maximum(bcounts, 1) / N_BRAIN, 0.3, 5.0), dtype=torch.float32
+    )
+    xt = torch.from_numpy(x)
+    yt = torch.from_numpy(y_soft)
+    bt = torch.from_numpy(y_brain)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    model.train()
+    for ep in range(epochs):
+        idx = rng.choice(len(x), size=steps_per_epoch * batch, replace=True, p=w)
+        run_loss, run_acc = 0.0, 0.0
+        for s in range(steps_per_epoch):
+            j = torch.from_numpy(idx[s * batch : (s + 1) * batch])
+            xb = _augment(xt[j].float().div(255).unsqueeze(1), rng_t)
+            lp, lb = model(xb)
+            target = yt[j] * 0.95 + 0.05 / N_PLANES  # label smoothing
+            loss = -(target * F.log_softmax(lp, 1)).sum(1).mean()
+            bb = bt[j]
+            if (bb >= 0).any():
+                loss = loss + 0.5 * F.cross_entropy(lb[bb >= 0], bb[bb >= 0], weight=bweight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            run_loss += float(loss.detach())
+            run_acc += float((lp.argmax(1) == yt[j].argmax(1)).float().mean())
+        minutes = (time.perf_counter() - t0) / 60
+        log(
+            f"epoch {ep + 1}/{epochs}: loss {run_loss / steps_per_epoch:.3f}, "
+            f"train acc {run_acc / steps_per_epoch:.3f}, {minutes:.1f} min"
+        )
+        if max_minutes and minutes * (ep + 2) / (ep + 1) > max_minutes and ep + 1 < epochs:
+            log(f"stopping after epoch {ep + 1}: the next would pass --max-minutes {max_minutes}")
+            break
+    model.eval()
+    return model
+
+
+def predict_arrays(model, x: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    ps, bs = [], []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(x[i : i + batch]).float().div(255).unsqueeze(1)
+            lp, lb = model(xb)
+            ps.append(torch.softmax(lp, 1).numpy())
+            bs.append(torch.softmax(lb, 1).numpy())
+    if not ps:
+        return np.zeros((0, N_PLANES)), np.zeros((0, N_BRAIN))
+    return np.concatenate(ps), np.concatenate(bs)
+
+
+def held_out_report(model, groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+    """Per held-out source: plane report, brain-vs-non-brain accuracy, sub-plane report."""
+    brain = taxonomy.PLANE_KEYS.index("fetal_brain")
+    out = {}
+    for name, (x, yp, yb) in groups.items():
+        if len(x) == 0:
+            continue
+        pp, pb = predict_arrays(model, x)
+        pred = pp.argmax(1)
+        rep = {
+            "n": len(x),
+            "plane": classification_report(yp, pred, taxonomy.PLANE_KEYS),
+            "brain_vs_non_brain_accuracy": round(
+                float(((pred == brain) == (yp == brain)).mean()), 4
+            ),
+        }
+        m = yb >= 0
+        if m.any():
+            rep["brain_plane"] = classification_report(
+                yb[m], pb[m].argmax(1), taxonomy.BRAIN_PLANE_KEYS
+            )
+        out[name] = rep
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m inference.train planes", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--out", type=Path, required=True, help="folder for planes_classifier.pt")
+    ap.add_argument(
+        "--data", type=Path, default=None, help="shared data folder (default ../shared/data)"
+    )
+    ap.add_argument(
+        "--fetal-planes-db", type=Path, default=None, help="FETAL_PLANES_DB folder (CSV + Images/)"
+    )
+    ap.add_argument("--no-shared-data", action="store_true", help="do not use ../shared/data")
+    ap.add_argument("--phantom", type=int, default=250, help="phantom frames per class (0 = none)")
+    ap.add_argument("--epochs", type=int, default=18)
+    ap.add_argument("--samples-per-epoch", type=int, default=4000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--held-out", type=float, default=0.25, help="fraction of subjects held out")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument(
+        "--max-minutes", type=float, default=None, help="stop early to respect a time budget"
+    )
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    t_start = time.perf_counter()
+    try:
+        real: list[Sample] = []
+        if not args.no_shared_data:
+            data = args.data or default_data_dir()
+            if not data.is_dir():
+                log(f"error: shared data folder {data} not found (use --data or --no-shared-data)")
+                return 2
+            real = shared_samples(data)
+            log(f"shared data {data}: {len(real)} labelled images")
+        train_s, test_s = split_by_group(real, seed=args.seed, held_out=args.held_out)
+        fpdb_test: list[Sample] = []
+        if args.fetal_planes_db:
+            fp_train = fpdb_samples(args.fetal_planes_db, split="train")
+            fpdb_test = fpdb_samples(args.fetal_planes_db, split="test")
+            # subjects held out from the shared sets stay out of training, whatever source
+            held_groups = {s.group for s in test_s}
+            train_s += [s for s in fp_train if s.group not in held_groups]
+            log(f"FETAL_PLANES_DB: {len(fp_train)} train rows, {len(fpdb_test)} test rows")
+        test_s = dedupe_copies(test_s)
+        t0 = time.perf_counter()
+        x_real = load_prepared(train_s)
+        yp_real, yb_real = labels_arrays(train_s)
+        log(f"loaded {len(train_s)} real training images in {time.perf_counter() - t0:.0f} s")
+    except (LabelError, ImageReadError, taxonomy.UnknownPlaneError) as exc:
+        log(f"error: {exc}")
+        return 2
+    y_soft_real = np.eye(N_PLANES, dtype=np.float32)[yp_real]
+    xs, ys, bs = [x_real], [y_soft_real], [yb_real]
+    if args.phantom > 0:
+        t0 = time.perf_counter()
+        xph, yph, bph = phantom_set(args.phantom, seed=args.seed)
+        xs.append(xph)
+        ys.append(yph)
+        bs.append(bph)
+        log(f"generated {len(xph)} phantom frames in {time.perf_counter() - t0:.0f} s")
+    x = np.concatenate(xs)
+    y = np.concatenate(ys)
+    b = np.concatenate(bs)
+    if len(x) == 0:
+        log("error: no training images (give --fetal-planes-db, shared data or --phantom N)")
+        return 2
+    log(
+        f"training on {len(x)} images, class counts {np.bincount(y.argmax(1), minlength=N_PLANES).tolist()}"
+    )
+    model = train_model(
+        x,
+        y,
+        b,
+        epochs=args.epochs,
+        seed=args.seed,
+        samples_per_epoch=args.samples_per_epoch,
+        max_minutes=args.max_minutes,
+        log=log,
+    )
+    # held-out evaluation, per source (real) and on fresh phantom frames (labelled as phantom)
+    groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    by_source: dict[str, list[Sample]] = {}
+    for s in test_s:
+        by_source.setdefault(s.source, []).append(s)
+    if fpdb_test:
+        by_source["fetal_planes_db_test"] = fpdb_test
+    for name, ss in sorted(by_source.items()):
+        xp = load_prepared(ss)
+        yp, yb = labels_arrays(ss)
+        groups[f"real:{name}"] = (xp, yp, yb)
+    if by_source:
+        all_real = [s for ss in by_source.values() for s in ss]
+        yp, yb = labels_arrays(all_real)
+        groups["real:all"] = (
+            np.concatenate([groups[f"real:{n}"][0] for n in sorted(by_source)]),
+            np.concatenate([groups[f"real:{n}"][1] for n in sorted(by_source)]),
+            np.concatenate([groups[f"real:{n}"][2] for n in sorted(by_source)]),
+        )
+    if args.phantom > 0:
+        xph, yph, bph = phantom_set(max(20, args.phantom // 5), seed=args.seed + 1000)
+        groups["phantom:held_out"] = (xph, yph.argmax(1), bph)
+    report = held_out_report(model, groups)
+    meta = {
+        "width": 24,
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "command": "python -m inference.train planes " + " ".join(argv),
+        "trained_on": {
+            "real_images": len(train_s),
+            "real_by_source": {
+                k: sum(1 for s in train_s if s.source == k)
+                for k in sorted({s.source for s in train_s})
+            },
+            "phantom_frames": int(args.phantom * N_PLANES),
+        },
+        "held_out_subject_fraction": args.held_out,
+        "train_minutes": round((time.perf_counter() - t_start) / 60, 1),
+    }
+    from inference.planes.model import save_weights
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    save_weights(model, args.out / "planes_classifier.pt", meta)
+    metrics = {"meta": meta, "held_out": report}
+    (args.out / "planes_classifier.metrics.json").write_text(json.dumps(metrics, indent=1))
+    for name, rep in report.items():
+        line = f"{name}: n={rep['n']} plane acc={rep['plane']['accuracy']} brain-vs-non-brain={rep['brain_vs_non_brain_accuracy']}"
+        if "brain_plane" in rep:
+            line += f" sub-plane acc={rep['brain_plane']['accuracy']} (n={rep['brain_plane']['n']})"
+        log(line)
+    log(f"wrote {args.out / 'planes_classifier.pt'} and metrics ({meta['train_minutes']} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
