@@ -24,4 +24,5 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 echo "bootstrap-venv: installing sonoreview and its dependencies into $VENV"
-"$VENV/bin/python" -m pip install -q -e '.[dev]'
+# (this machine's pip configuration names extra local indexes; drop its noise about them)
+"$VENV/bin/python" -m pip install -q -e '.[dev]' 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
