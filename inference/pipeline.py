@@ -1,0 +1,950 @@
+"""Analysis pipeline: frames in, AI findings out (pure orchestration of the models; no Django).
+
+Steps, one function each, so the web application can run them in separate tasks:
+
+1. :func:`load_models` — weights read once per process, each tagged with a :class:`ModelInfo`
+   (name, version, SHA-256 of the exact bytes loaded). A weights file that changes on disk later
+   does not change a loaded model: the bytes are hashed and loaded from a private snapshot.
+2. :func:`classify_frames` — per-frame plane probabilities for a batch of frames
+   (N frames, each (rows, cols) uint8 grey or (rows, cols, 3) RGB). A frame the model raises on is
+   marked failed with the reason; the other frames of the batch are classified anyway.
+3. :func:`choose_best_frames` — per protocol view, the best frame over every instance of the exam
+   (temporal smoothing within a cine, :mod:`inference.planes.cine`) and its flag
+   (optimal / sub_optimal / absent).
+4. :func:`measure_head_frame` — skull segmentation, ellipse and HC / BPD / OFD / CI on a chosen
+   frame. Lengths in mm only from a calibration that holds *all* points of the measurement
+   (the caller's ``calibrate`` callback decides; None → px only, never a guessed mm value).
+5. :func:`assess_quality` — Salomon 2006 criteria the available evidence can judge; the rest are
+   ``not_assessable`` (never guessed).
+6. :func:`derive_biometry` — GA / EFW (and centiles when a GA from dates is given) with the formula
+   identity (incl. DICOM codes) from :mod:`inference.biometry`.
+
+:func:`analyse_frames` runs all steps on one cine in-process (benchmarks, demos, tests).
+
+Coordinates are pixels of the original frame, x = column, y = row; frame numbers are the caller's
+(the web application uses DICOM's 1-based frame numbers). Abdomen (AC) and femur (FL)
+segmentation models are not trained yet: those views get a best frame and quality criteria but no
+measurement, and :attr:`Models.unavailable` says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from inference.planes import taxonomy
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_PLANES_WEIGHTS = WEIGHTS_DIR / "planes_classifier.pt"
+DEFAULT_HEAD_WEIGHTS = WEIGHTS_DIR / "head_unet.pt"
+
+PLANES_MODEL = "planes-classifier"
+HEAD_MODEL = "head-unet"
+
+OPTIMAL = "optimal"
+SUB_OPTIMAL = "sub_optimal"
+ABSENT = "absent"
+
+#: Best-frame thresholds on the smoothed view score (see inference.planes.cine).
+OPTIMAL_AT = 0.6
+PRESENT_AT = 0.25
+#: A head ellipse whose confidence is below this makes the head plane at most sub-optimal.
+HEAD_OPTIMAL_CONFIDENCE = 0.7
+#: Candidate frames per head view re-ranked by the head model (classifier score × confidence).
+HEAD_CANDIDATES = 3
+#: Probabilities are stored rounded, so a re-run on the same bytes gives identical findings.
+PROB_DECIMALS = 6
+
+
+class FrameFault(RuntimeError):
+    """A fault injected for one frame (tests of the "model raises on one frame" path)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model produced a finding: name, version, SHA-256 of the weights bytes, card."""
+
+    name: str
+    version: str
+    weights_sha256: str
+    weights_path: str
+    task: str = ""
+    model_card: str = ""
+    model_card_path: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "weights_sha256": self.weights_sha256,
+            "weights_path": self.weights_path,
+            "task": self.task,
+        }
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def snapshot_weights(path: Path, snapshot_dir: Path | None = None) -> tuple[Path, str]:
+    """Hash the weights file's bytes and write them to ``snapshot_dir/<sha>.pt``.
+
+    The model is then loaded from the snapshot, so the recorded hash is the hash of what was
+    loaded even when training overwrites ``path`` meanwhile. Returns (snapshot path, sha256).
+    Raises FileNotFoundError naming the path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights not found at {path}")
+    data = path.read_bytes()
+    digest = sha256_of(data)
+    folder = Path(snapshot_dir or Path(tempfile.gettempdir()) / "sonoreview-weights")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{digest}{path.suffix}"
+    if not target.is_file():
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    return target, digest
+
+
+def _model_card(weights: Path) -> tuple[str, str]:
+    """(card text, card path) for weights: ``<stem>.md`` or ``<stem>.model_card.md`` beside them."""
+    for candidate in (
+        weights.with_suffix(".md"),
+        weights.with_name(f"{weights.stem}.model_card.md"),
+    ):
+        if candidate.is_file():
+            return candidate.read_text(errors="replace")[:20000], str(candidate)
+    return "", ""
+
+
+class PlaneClassifier:
+    """The plane classifier (:class:`inference.planes.model.Predictor`) with its identity."""
+
+    def __init__(self, weights: Path, *, device: str = "cpu", snapshot_dir: Path | None = None):
+        from inference.planes.model import Predictor
+
+        snapshot, digest = snapshot_weights(weights, snapshot_dir)
+        self.predictor = Predictor(snapshot, device=device)
+        meta = self.predictor.meta
+        version = str(meta.get("version") or f"planenet-w{meta.get('width', 24)}-{digest[:12]}")
+        card, card_path = _model_card(Path(weights))
+        self.info = ModelInfo(
+            PLANES_MODEL, version, digest, str(weights), "plane classification", card, card_path
+        )
+        self.input_size = self.predictor.input_size
+
+    def probabilities(
+        self,
+        frames: Sequence[NDArray],
+        *,
+        bbox: tuple[int, int, int, int] | None = None,
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """(plane probs (N, 6), brain sub-plane probs (N, 4)) for frames sharing ``bbox``."""
+        from inference.planes.preprocess import prepare
+
+        batch = np.stack([prepare(f, self.input_size, bbox) for f in frames])
+        pred = self.predictor.predict_prepared(batch)
+        return pred.plane_probs, pred.brain_probs
+
+
+class HeadSegmenter:
+    """The head U-Net (:class:`inference.head.predict.HeadPredictor`) with its identity."""
+
+    def __init__(self, weights: Path, *, device: str = "cpu", snapshot_dir: Path | None = None):
+        from inference.head.predict import HeadPredictor
+
+        snapshot, digest = snapshot_weights(weights, snapshot_dir)
+        self.predictor = HeadPredictor(snapshot, device=device)
+        card, card_path = _model_card(Path(weights))
+        self.info = ModelInfo(
+            HEAD_MODEL,
+            self.predictor.version,
+            digest,
+            str(weights),
+            "skull segmentation and head biometry",
+            card,
+            card_path,
+        )
+
+
+@dataclass
+class Models:
+    """The models of one worker process; ``unavailable`` names each missing one and why."""
+
+    planes: PlaneClassifier | None = None
+    head: HeadSegmenter | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    def infos(self) -> list[ModelInfo]:
+        return [m.info for m in (self.planes, self.head) if m is not None]
+
+
+def load_models(
+    *,
+    planes_weights: Path | str | None = DEFAULT_PLANES_WEIGHTS,
+    head_weights: Path | str | None = DEFAULT_HEAD_WEIGHTS,
+    device: str = "cpu",
+    snapshot_dir: Path | None = None,
+) -> Models:
+    """Load every model whose weights exist; a missing or unreadable one is listed, not fatal."""
+    models = Models()
+    if planes_weights is not None:
+        try:
+            models.planes = PlaneClassifier(
+                Path(planes_weights), device=device, snapshot_dir=snapshot_dir
+            )
+        except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
+            models.unavailable[PLANES_MODEL] = f"plane classifier not loaded: {exc}"
+    if head_weights is not None:
+        try:
+            models.head = HeadSegmenter(
+                Path(head_weights), device=device, snapshot_dir=snapshot_dir
+            )
+        except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
+            models.unavailable[HEAD_MODEL] = f"head model not loaded: {exc}"
+    models.unavailable["abdomen-segmentation"] = (
+        "no abdomen segmentation model is trained yet: AC, APAD and TAD are not measured"
+    )
+    models.unavailable["femur-segmentation"] = (
+        "no femur segmentation model is trained yet: FL is not measured"
+    )
+    return models
+
+
+# --------------------------------------------------------------------------------------------
+# Step 2: per-frame plane probabilities
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FramePlanes:
+    """One frame's plane probabilities (keys of the taxonomy), or why it could not be classified."""
+
+    frame: int
+    plane_probs: dict[str, float] = field(default_factory=dict)
+    brain_probs: dict[str, float] = field(default_factory=dict)
+    top_plane: str = ""
+    top_brain_plane: str | None = None
+    top_view: str | None = None
+    top_probability: float = 0.0
+    failed: bool = False
+    reason: str = ""
+
+    def probabilities_json(self) -> dict[str, dict[str, float]]:
+        return {"planes": dict(self.plane_probs), "brain_planes": dict(self.brain_probs)}
+
+
+def _frame_planes(frame: int, plane_row: NDArray, brain_row: NDArray) -> FramePlanes:
+    planes = {
+        k: round(float(v), PROB_DECIMALS)
+        for k, v in zip(taxonomy.PLANE_KEYS, plane_row, strict=True)
+    }
+    brains = {
+        k: round(float(v), PROB_DECIMALS)
+        for k, v in zip(taxonomy.BRAIN_PLANE_KEYS, brain_row, strict=True)
+    }
+    top = max(planes, key=lambda k: planes[k])
+    sub = max(brains, key=lambda k: brains[k]) if top == "fetal_brain" else None
+    view = taxonomy.view_for_label(top, sub)
+    return FramePlanes(
+        frame=frame,
+        plane_probs=planes,
+        brain_probs=brains,
+        top_plane=top,
+        top_brain_plane=sub,
+        top_view=view.key if view else None,
+        top_probability=planes[top],
+    )
+
+
+def _check_frame(frame: NDArray) -> None:
+    a = np.asarray(frame)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"frame has shape {a.shape}; need (rows, cols) or (rows, cols, 3)")
+    if min(a.shape[:2]) < 16:
+        raise ValueError(f"frame of {a.shape[1]}×{a.shape[0]} px is too small to classify")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ValueError("frame contains NaN or infinite pixel values")
+
+
+def classify_frames(
+    classifier: PlaneClassifier,
+    frames: Sequence[NDArray],
+    *,
+    frame_numbers: Sequence[int],
+    bbox: tuple[int, int, int, int] | None = None,
+    fail_frames: Collection[int] = (),
+) -> list[FramePlanes]:
+    """Plane probabilities for each frame (one batch of one instance).
+
+    ``frames``: (rows, cols) uint8 grey or (rows, cols, 3) RGB, sharing one field of view;
+    ``bbox`` (row0, row1, col0, col1) is that field of view's box (pass the same box for every
+    batch of an instance so a frame's result does not depend on how the cine was split).
+    ``fail_frames``: frame numbers for which the model call raises :class:`FrameFault` (the
+    test hook for the per-frame failure path). One batched model call; if it raises, each frame
+    is retried alone and only the frames that still raise are marked failed.
+    """
+    if len(frames) != len(frame_numbers):
+        raise ValueError(f"{len(frames)} frames but {len(frame_numbers)} frame numbers")
+    faults = set(fail_frames)
+    results: dict[int, FramePlanes] = {}
+    ok: list[int] = []
+    for i, (frame, number) in enumerate(zip(frames, frame_numbers, strict=True)):
+        try:
+            _check_frame(frame)
+            ok.append(i)
+        except ValueError as exc:
+            results[i] = FramePlanes(frame=number, failed=True, reason=str(exc))
+
+    def run(indices: list[int]) -> tuple[NDArray, NDArray]:
+        bad = [frame_numbers[i] for i in indices if frame_numbers[i] in faults]
+        if bad:
+            raise FrameFault(f"injected model fault on frame {bad[0]}")
+        return classifier.probabilities([frames[i] for i in indices], bbox=bbox)
+
+    if ok:
+        try:
+            planes, brains = run(ok)
+            for j, i in enumerate(ok):
+                results[i] = _frame_planes(frame_numbers[i], planes[j], brains[j])
+        except Exception:
+            for i in ok:
+                try:
+                    planes, brains = run([i])
+                    results[i] = _frame_planes(frame_numbers[i], planes[0], brains[0])
+                except Exception as exc:  # one frame's failure must not fail the batch
+                    results[i] = FramePlanes(
+                        frame=frame_numbers[i],
+                        failed=True,
+                        reason=f"plane classifier failed: {type(exc).__name__}: {exc}",
+                    )
+    return [results[i] for i in range(len(frames))]
+
+
+# --------------------------------------------------------------------------------------------
+# Step 3: best frame per view
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BestFrameChoice:
+    """The frame chosen for a view (``source`` identifies the instance), or absent."""
+
+    view: str
+    source: Any = None
+    frame: int | None = None
+    score: float = 0.0
+    flag: str = ABSENT
+    evidence: dict[str, Any] = field(default_factory=dict)
+    candidates: list[tuple[float, Any, int]] = field(default_factory=list)  # (score, source, frame)
+
+
+def recognised(view_key: str) -> bool:
+    return taxonomy.view(view_key).classifier_label is not None
+
+
+def choose_best_frames(
+    per_source: Mapping[Any, Sequence[FramePlanes]],
+    views: Sequence[str],
+    *,
+    frame_time_ms: Mapping[Any, float | None] | None = None,
+    top_k: int = HEAD_CANDIDATES,
+) -> dict[str, BestFrameChoice]:
+    """Best frame per view over every source (instance) of an exam.
+
+    ``per_source``: source key → that instance's frames in temporal order (failed frames count as
+    probability 0 so they are never chosen). Within a cine the view score is smoothed over time
+    (:func:`inference.planes.cine.best_frames`); the best source is the one with the highest score
+    (ties: the first source in sorted key order). ``evidence['candidates']`` lists the ``top_k``
+    best (source, frame, score) for the view, for later re-ranking by a measurement model.
+    """
+    from inference.planes.cine import best_frames
+    from inference.planes.model import PlanePrediction
+
+    out: dict[str, BestFrameChoice] = {}
+    recognisable = [v for v in views if recognised(v)]
+    for v in views:
+        if not recognised(v):
+            out[v] = BestFrameChoice(
+                v, evidence={"reason": "no model recognises this view yet; a person marks it"}
+            )
+    candidates: dict[str, list[tuple[float, Any, int]]] = {v: [] for v in recognisable}
+    for source in sorted(per_source, key=str):
+        rows = list(per_source[source])
+        if not rows or not recognisable:
+            continue
+        plane = np.array(
+            [
+                [r.plane_probs.get(k, 0.0) for k in taxonomy.PLANE_KEYS]
+                if not r.failed
+                else [0.0] * 6
+                for r in rows
+            ],
+            np.float64,
+        )
+        brain = np.array(
+            [
+                [r.brain_probs.get(k, 0.0) for k in taxonomy.BRAIN_PLANE_KEYS]
+                if not r.failed
+                else [0.0] * 4
+                for r in rows
+            ],
+            np.float64,
+        )
+        ft = (frame_time_ms or {}).get(source)
+        chosen = best_frames(
+            PlanePrediction(plane, brain),
+            recognisable,
+            frame_time_ms=ft,
+            optimal_at=OPTIMAL_AT,
+            present_at=PRESENT_AT,
+        )
+        from inference.planes.cine import smooth, view_scores
+
+        for v in recognisable:
+            best = chosen[v]
+            if best.frame_index is not None:
+                candidates[v].append((best.score, source, rows[best.frame_index].frame))
+            # further candidates for re-ranking: the next-best distinct frames of this source
+            sigma = 60.0 / (ft or 40.0)
+            s = smooth(view_scores(PlanePrediction(plane, brain), v), sigma)
+            for idx in np.argsort(-s, kind="stable")[: top_k + 1]:
+                if best.frame_index is not None and int(idx) == best.frame_index:
+                    continue
+                if s[idx] >= PRESENT_AT:
+                    candidates[v].append((round(float(s[idx]), 4), source, rows[int(idx)].frame))
+    for v in recognisable:
+        cands = sorted(candidates[v], key=lambda c: (-c[0], str(c[1]), c[2]))
+        seen: set[tuple[str, int]] = set()
+        unique = []
+        for c in cands:
+            if (str(c[1]), c[2]) not in seen:
+                seen.add((str(c[1]), c[2]))
+                unique.append(c)
+        if not unique:
+            out[v] = BestFrameChoice(v, evidence={"reason": "no frame scores as this view"})
+            continue
+        score, source, frame = unique[0]
+        flag = OPTIMAL if score >= OPTIMAL_AT else SUB_OPTIMAL
+        out[v] = BestFrameChoice(
+            v,
+            source,
+            frame,
+            float(score),
+            flag,
+            {
+                "classifier_score": float(score),
+                "candidates": [
+                    {"source": str(s_), "frame": f, "score": float(sc)}
+                    for sc, s_, f in unique[:top_k]
+                ],
+            },
+            unique[:top_k],
+        )
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Step 4: measurements
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PixelCalibration:
+    """mm per pixel along x (columns) and y (rows) and which calibration region/source gave it."""
+
+    mm_per_px_x: float
+    mm_per_px_y: float
+    source: str = ""
+    ref: Any = None
+
+    @property
+    def isotropic(self) -> bool:
+        return math.isclose(self.mm_per_px_x, self.mm_per_px_y, rel_tol=1e-6)
+
+
+#: points (N, 2) as (x, y) px → the calibration holding ALL of them, or None (px only).
+Calibrate = Callable[[NDArray[np.float64]], PixelCalibration | None]
+
+
+@dataclass
+class Measurement:
+    """One AI measurement: geometry in px (and mm when calibrated), value, convention, source."""
+
+    kind: str
+    geometry_px: dict[str, Any]
+    value_px: float
+    unit: str = "mm"
+    geometry_mm: dict[str, Any] | None = None
+    value_mm: float | None = None
+    calibration: PixelCalibration | None = None
+    convention: str = ""
+    method: str = ""
+    confidence: float | None = None
+    model: ModelInfo | None = None
+
+
+@dataclass
+class Segmentation:
+    """A structure's mask on the frame (bool, rows × cols)."""
+
+    structure: str
+    mask: NDArray[np.bool_]
+    model: ModelInfo | None = None
+
+
+@dataclass
+class FrameMeasurements:
+    """What the measurement models made of one chosen frame."""
+
+    found: bool
+    reason: str = ""
+    confidence: float = 0.0
+    measurements: list[Measurement] = field(default_factory=list)
+    segmentations: list[Segmentation] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def _length_mm(p0: Sequence[float], p1: Sequence[float], cal: PixelCalibration) -> float:
+    return math.hypot((p1[0] - p0[0]) * cal.mm_per_px_x, (p1[1] - p0[1]) * cal.mm_per_px_y)
+
+
+def _ellipse_perimeter_mm(ellipse: Any, cal: PixelCalibration) -> float:
+    if cal.isotropic:
+        return float(ellipse.perimeter) * cal.mm_per_px_x
+    # Non-square pixels: the ellipse in mm is still an ellipse but with other axes; measure the
+    # scaled outline directly (4096 points: relative error < 1e-6).
+    pts = ellipse.points(4096) * np.array([cal.mm_per_px_x, cal.mm_per_px_y])
+    return float(np.linalg.norm(np.diff(np.vstack([pts, pts[:1]]), axis=0), axis=1).sum())
+
+
+def _points_px(points: Sequence[Sequence[float]]) -> list[list[float]]:
+    return [[round(float(x), 3), round(float(y), 3)] for x, y in points]
+
+
+def _points_mm(points: Sequence[Sequence[float]], cal: PixelCalibration) -> list[list[float]]:
+    return [[round(x * cal.mm_per_px_x, 3), round(y * cal.mm_per_px_y, 3)] for x, y in points]
+
+
+def measure_head_frame(
+    head: HeadSegmenter, frame: NDArray, calibrate: Calibrate | None = None
+) -> FrameMeasurements:
+    """Skull mask, outer ellipse and HC / BPD / OFD / CI on one frame.
+
+    HC = Ramanujan perimeter of the outer-skull ellipse; BPD = its minor axis (outer-to-outer);
+    OFD = its major axis; CI = BPD / OFD × 100. Each length gets mm only when ``calibrate``
+    returns a calibration for all its points (HC: 72 points on the ellipse; BPD/OFD: the two
+    caliper ends).
+    """
+    from inference.head.predict import BPD_CONVENTION, HC_METHOD
+
+    result = head.predictor.predict_batch([frame], [None], return_masks=True)[0]
+    info = head.info
+    evidence = {
+        "mean_probability": result.mean_probability,
+        "inlier_fraction": result.inlier_fraction,
+        "mask_agreement": result.mask_agreement,
+    }
+    segs = []
+    if result.mask is not None and result.mask.any():
+        segs.append(Segmentation("skull", result.mask.astype(bool), info))
+    if not result.found or result.ellipse is None:
+        return FrameMeasurements(
+            False, result.reason or "no head found", result.confidence, [], segs, evidence
+        )
+    e = result.ellipse
+    conf = round(float(result.confidence), 4)
+    ellipse_px = {k: round(v, 4) for k, v in e.to_dict().items()}
+    out: list[Measurement] = []
+
+    outline = e.points(72)
+    cal = calibrate(outline) if calibrate else None
+    hc = Measurement(
+        "HC",
+        {"type": "ellipse", **ellipse_px},
+        round(float(e.perimeter), 4),
+        calibration=cal,
+        convention="outer skull border",
+        method=HC_METHOD,
+        confidence=conf,
+        model=info,
+    )
+    if cal is not None:
+        hc.value_mm = round(_ellipse_perimeter_mm(e, cal), 3)
+        if cal.isotropic:
+            s = cal.mm_per_px_x
+            hc.geometry_mm = {
+                "type": "ellipse",
+                "cx": round(e.cx * s, 3),
+                "cy": round(e.cy * s, 3),
+                "a": round(e.a * s, 3),
+                "b": round(e.b * s, 3),
+                "angle": round(e.angle, 4),
+            }
+        else:
+            hc.geometry_mm = {"type": "polygon", "points": _points_mm(outline, cal)}
+    out.append(hc)
+
+    lengths: dict[str, float | None] = {}
+    for kind, ends, convention in (
+        ("BPD", e.minor_axis_endpoints(), BPD_CONVENTION),
+        ("OFD", e.major_axis_endpoints(), "outer-to-outer"),
+    ):
+        value_px = math.dist(ends[0], ends[1])
+        cal = calibrate(np.array(ends, np.float64)) if calibrate else None
+        m = Measurement(
+            kind,
+            {"type": "line", "points": _points_px(ends)},
+            round(value_px, 4),
+            calibration=cal,
+            convention=convention,
+            method=f"{'minor' if kind == 'BPD' else 'major'} axis of the outer-skull ellipse",
+            confidence=conf,
+            model=info,
+        )
+        if cal is not None:
+            m.value_mm = round(_length_mm(ends[0], ends[1], cal), 3)
+            m.geometry_mm = {"type": "line", "points": _points_mm(ends, cal)}
+        lengths[kind] = m.value_mm
+        out.append(m)
+    bpd_px, ofd_px = out[1].value_px, out[2].value_px
+    ci = Measurement(
+        "CI",
+        {"type": "ratio", "of": ["BPD", "OFD"]},
+        round(100.0 * bpd_px / ofd_px, 3),
+        unit="%",
+        convention="BPD / OFD × 100",
+        method="cephalic index from the outer-skull ellipse",
+        confidence=conf,
+        model=info,
+    )
+    if lengths["BPD"] is not None and lengths["OFD"] is not None:
+        ci.value_mm = round(100.0 * lengths["BPD"] / lengths["OFD"], 3)
+    out.append(ci)
+    return FrameMeasurements(True, "", conf, out, segs, evidence)
+
+
+# --------------------------------------------------------------------------------------------
+# Step 5: quality criteria
+# --------------------------------------------------------------------------------------------
+
+_RUBRIC_OF_VIEW = {"head_trans_thalamic": "head", "abdomen_ac": "abdomen", "femur_fl": "femur"}
+
+
+def rubric_plane(view_key: str) -> str | None:
+    """The Salomon rubric ("head", "abdomen", "femur") scoring a view, or None."""
+    return _RUBRIC_OF_VIEW.get(view_key)
+
+
+def assess_quality(
+    view_key: str,
+    frame: NDArray | None,
+    *,
+    planes: FramePlanes | None = None,
+    head: FrameMeasurements | None = None,
+) -> Any:
+    """Salomon 2006 criteria for the chosen frame of a biometry view (a ``PlaneQuality``), or None.
+
+    Judged from evidence the pipeline has: the head ellipse's share of the field of view
+    (fills > 30 %), the head model's confidence (calipers on the outer skull), the brain
+    sub-plane probability of the cerebellar plane (cerebellum not visible). Every other criterion
+    is ``not_assessable`` with the reason, so the score is never made up.
+    """
+    from inference.quality.fov import estimate_field_of_view
+    from inference.quality.results import CriterionResult, Verdict, score_plane
+    from inference.quality.rubric import rubric_for
+
+    plane = rubric_plane(view_key)
+    if plane is None:
+        return None
+    rubric = rubric_for(plane)
+    judged: dict[str, CriterionResult] = {}
+    if frame is None:
+        return score_plane(
+            rubric,
+            [
+                CriterionResult(
+                    c.key, Verdict.NOT_ASSESSABLE, rationale="no frame chosen for the view"
+                )
+                for c in rubric.criteria
+            ],
+        )
+    fov_px = None
+    try:
+        fov_px = int(estimate_field_of_view(frame).sum())
+    except ValueError:
+        fov_px = None
+    if plane == "head":
+        if head is not None and head.found:
+            hc = next(m for m in head.measurements if m.kind == "HC")
+            area = math.pi * hc.geometry_px["a"] * hc.geometry_px["b"]
+            if fov_px:
+                frac = area / fov_px
+                judged["head.fills_30pct"] = CriterionResult(
+                    "head.fills_30pct",
+                    Verdict.MET if frac > 0.30 else Verdict.NOT_MET,
+                    {"head_area_px": area, "field_of_view_px": fov_px, "fraction": frac},
+                    "area of the fitted skull ellipse over the estimated field of view",
+                )
+            judged["head.calipers_outer_skull"] = CriterionResult(
+                "head.calipers_outer_skull",
+                Verdict.MET if head.confidence >= HEAD_OPTIMAL_CONFIDENCE else Verdict.NOT_MET,
+                {
+                    "confidence": head.confidence,
+                    "threshold": HEAD_OPTIMAL_CONFIDENCE,
+                    **head.evidence,
+                },
+                "ellipse fitted to the segmented outer skull border; confidence of the fit",
+            )
+        if planes is not None and not planes.failed and planes.brain_probs:
+            p_cb = planes.brain_probs.get("trans_cerebellar", 0.0)
+            if p_cb <= 0.2 or p_cb >= 0.5:
+                judged["head.cerebellum_not_visible"] = CriterionResult(
+                    "head.cerebellum_not_visible",
+                    Verdict.MET if p_cb <= 0.2 else Verdict.NOT_MET,
+                    {"p_trans_cerebellar": p_cb},
+                    "classifier probability that the frame is the trans-cerebellar plane",
+                )
+    results = [
+        judged.get(c.key)
+        or CriterionResult(
+            c.key, Verdict.NOT_ASSESSABLE, rationale="no model judges this criterion yet"
+        )
+        for c in rubric.criteria
+    ]
+    return score_plane(rubric, results)
+
+
+# --------------------------------------------------------------------------------------------
+# Step 6: derived biometry
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Derived:
+    """A GA, EFW or centile with the identity of the formula that produced it."""
+
+    kind: str  # "GA" | "EFW" | "centile"
+    key: str
+    value: float
+    unit: str
+    inputs: dict[str, float]
+    formula: dict[str, Any]
+    flags: list[dict[str, Any]]
+    display: dict[str, Any] = field(default_factory=dict)
+
+
+_MEASUREMENT_INPUT = {"HC": "hc_mm", "BPD": "bpd_mm", "OFD": "ofd_mm", "AC": "ac_mm", "FL": "fl_mm"}
+
+
+def derive_biometry(
+    measurements: Sequence[Measurement], *, ga_days: float | None = None
+) -> tuple[list[Derived], list[dict[str, str]]]:
+    """Every GA / EFW (and centile when ``ga_days`` from dates is given) the mm values allow.
+
+    Only calibrated measurements (value_mm not None) feed formulas. Returns (results, what could
+    not be computed and why).
+    """
+    from inference.biometry.calculator import compute_all
+
+    mm = {
+        _MEASUREMENT_INPUT[m.kind]: m.value_mm
+        for m in measurements
+        if m.kind in _MEASUREMENT_INPUT and m.value_mm is not None
+    }
+    if not mm:
+        return [], [
+            {"key": "all", "name": "biometry", "reason": "no calibrated measurement (mm) to use"}
+        ]
+    try:
+        report = compute_all(mm, ga_days=ga_days)
+    except ValueError as exc:
+        return [], [{"key": "all", "name": "biometry", "reason": str(exc)}]
+    out: list[Derived] = []
+    for r in report.gestational_age:
+        d = r.to_dict()
+        out.append(
+            Derived(
+                "GA",
+                r.formula.key,
+                round(float(r.value), 3),
+                "d",
+                d["inputs"],
+                d["formula"],
+                d["flags"],
+                {"ga_weeks_days": d["ga_weeks_days"], "ga_weeks": d["ga_weeks"]},
+            )
+        )
+    for r in report.estimated_fetal_weight:
+        d = r.to_dict()
+        out.append(
+            Derived(
+                "EFW",
+                r.formula.key,
+                round(float(r.value), 3),
+                "g",
+                d["inputs"],
+                d["formula"],
+                d["flags"],
+            )
+        )
+    for r in report.centiles:
+        d = r.to_dict()
+        out.append(
+            Derived(
+                "centile",
+                r.formula.key,
+                round(float(r.centile), 3),
+                "%",
+                d.get("inputs", {}),
+                d["formula"],
+                d["flags"],
+                {k: v for k, v in d.items() if k not in {"formula", "inputs", "flags"}},
+            )
+        )
+    return out, [n.to_dict() for n in report.not_computed]
+
+
+# --------------------------------------------------------------------------------------------
+# All steps on one cine, in-process
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PipelineResult:
+    frames: list[FramePlanes]
+    best: dict[str, BestFrameChoice]
+    head: FrameMeasurements | None
+    quality: dict[str, Any]
+    derived: list[Derived]
+    not_computed: list[dict[str, str]]
+    models: list[ModelInfo]
+    unavailable: dict[str, str]
+
+    @property
+    def measurements(self) -> list[Measurement]:
+        return list(self.head.measurements) if self.head is not None else []
+
+
+def rerank_head(
+    head: HeadSegmenter,
+    choice: BestFrameChoice,
+    frame_of: Callable[[Any, int], NDArray],
+    calibrate_for: Callable[[Any, int], Calibrate | None],
+) -> tuple[BestFrameChoice, FrameMeasurements | None]:
+    """Measure the head on the view's candidate frames; keep the best classifier × head score.
+
+    The flag drops to sub-optimal when no candidate gives a confident head ellipse.
+    """
+    if choice.frame is None:
+        return choice, None
+    best: tuple[float, float, Any, int, FrameMeasurements] | None = None
+    for score, source, number in choice.candidates or [(choice.score, choice.source, choice.frame)]:
+        fm = measure_head_frame(head, frame_of(source, number), calibrate_for(source, number))
+        combined = score * (fm.confidence if fm.found else 0.0)
+        if best is None or combined > best[0]:
+            best = (combined, score, source, number, fm)
+    assert best is not None
+    combined, score, source, number, fm = best
+    flag = choice.flag
+    if not fm.found or fm.confidence < HEAD_OPTIMAL_CONFIDENCE:
+        flag = SUB_OPTIMAL
+    evidence = {
+        **choice.evidence,
+        "classifier_score": float(score),
+        "head_confidence": fm.confidence,
+        "combined_score": round(combined, 4),
+        "head_reason": fm.reason,
+    }
+    chosen = BestFrameChoice(
+        choice.view, source, number, float(score), flag, evidence, choice.candidates
+    )
+    return chosen, fm
+
+
+def analyse_frames(
+    frames: NDArray,
+    *,
+    models: Models,
+    protocol: str = "biometry",
+    calibrate_for_frame: Callable[[int], Calibrate | None] | None = None,
+    frame_time_ms: float | None = None,
+    batch_size: int = 64,
+    ga_days: float | None = None,
+) -> PipelineResult:
+    """Every step on one cine ``frames`` (T, rows, cols) uint8 (or (T, rows, cols, 3) RGB).
+
+    Frame numbers are 1-based. ``calibrate_for_frame(number)`` returns the frame's calibration
+    callback (None: px only).
+    """
+    from inference.planes.preprocess import fov_bbox, to_grey
+
+    if models.planes is None:
+        raise RuntimeError(models.unavailable.get(PLANES_MODEL, "no plane classifier"))
+    frames = np.asarray(frames)
+    numbers = list(range(1, len(frames) + 1))
+    bbox = fov_bbox(
+        np.max([to_grey(frames[i]) for i in {0, len(frames) // 2, len(frames) - 1}], axis=0)
+    )
+    per_frame: list[FramePlanes] = []
+    for i in range(0, len(frames), batch_size):
+        per_frame += classify_frames(
+            models.planes,
+            list(frames[i : i + batch_size]),
+            frame_numbers=numbers[i : i + batch_size],
+            bbox=bbox,
+        )
+    views = taxonomy.PROTOCOLS[protocol]
+    best = choose_best_frames({0: per_frame}, views, frame_time_ms={0: frame_time_ms})
+    head_fm = None
+    calib = calibrate_for_frame or (lambda n: None)
+    if models.head is not None and "head_trans_thalamic" in best:
+        best["head_trans_thalamic"], head_fm = rerank_head(
+            models.head,
+            best["head_trans_thalamic"],
+            lambda s, n: frames[n - 1],
+            lambda s, n: calib(n),
+        )
+    quality = {}
+    for v, choice in best.items():
+        if rubric_plane(v) is None:
+            continue
+        fr = frames[choice.frame - 1] if choice.frame is not None else None
+        fp = per_frame[choice.frame - 1] if choice.frame is not None else None
+        quality[v] = assess_quality(
+            v, fr, planes=fp, head=head_fm if v == "head_trans_thalamic" else None
+        )
+    measurements = head_fm.measurements if head_fm is not None else []
+    derived, not_computed = derive_biometry(measurements, ga_days=ga_days)
+    return PipelineResult(
+        per_frame,
+        best,
+        head_fm,
+        quality,
+        derived,
+        not_computed,
+        models.infos(),
+        dict(models.unavailable),
+    )
+
+
+def remove_snapshots(snapshot_dir: Path) -> None:
+    """Delete a snapshot folder made by :func:`snapshot_weights` (tests)."""
+    shutil.rmtree(snapshot_dir, ignore_errors=True)
