@@ -759,6 +759,7 @@ def make_frame(
     shape: tuple[int, int] = DEFAULT_SHAPE,
     anatomy_seed: int | None = None,
     sector_seed: int | None = None,
+    render: bool = True,
     **params: Any,
 ) -> PhantomFrame:
     """One synthetic frame of ``plane`` (taxonomy key or FETAL_PLANES_DB name).
@@ -771,6 +772,7 @@ def make_frame(
     abdomen/thorax: ac_mm, roundness, fill, angle, asymmetry, stomach, umbilical_vein, kidneys;
     femur: fl_mm, angle_deg (from horizontal), fill (FL / FOV width), ends_visible, epiphysis,
     visible_length (1 = whole diaphysis in plane); cervix: cl_mm.
+    ``render=False`` skips the ultrasound rendering (image all zeros): truth only, much faster.
     """
     key = taxonomy.plane(plane).key
     if key == "fetal_brain":
@@ -786,7 +788,7 @@ def make_frame(
     )
     info = _BUILDERS[key](sc, params)
     sc.rng = np.random.default_rng([seed, 3])  # speckle differs per frame
-    image = _render(sc, style)
+    image = _render(sc, style) if render else np.zeros(shape, np.uint8)
     sub = info.get("brain_plane") if key == "fetal_brain" else None
     masks = {k: m & sc.fov for k, m in sc.masks.items()}
     view_key = _VIEW_OF.get((key, sub))

@@ -126,8 +126,12 @@ def make_sweep(
     n_frames: int = 120,
     shape: tuple[int, int] = DEFAULT_SHAPE,
     frame_time_ms: float = 40.0,
+    render: bool = True,
 ) -> PhantomSweep:
-    """A deterministic synthetic sweep of ``n_frames`` (>= 30) frames through head, trunk, femur."""
+    """A deterministic synthetic sweep of ``n_frames`` (>= 30) frames through head, trunk, femur.
+
+    ``render=False``: labels and truth only (frames all zeros), for tests of the selection logic.
+    """
     if n_frames < 30:
         raise ValueError(f"a sweep needs at least 30 frames, got {n_frames}")
     rng = np.random.default_rng([seed, 7])
@@ -151,6 +155,7 @@ def make_sweep(
             "anatomy_seed": anat,
             "sector_seed": seed,
             "shape": shape,
+            "render": render,
         },
         "trunk": {
             "ac_mm": ac,
@@ -161,6 +166,7 @@ def make_sweep(
             "anatomy_seed": anat + 1,
             "sector_seed": seed,
             "shape": shape,
+            "render": render,
         },
         "femur": {
             "fl_mm": fl,
@@ -170,6 +176,7 @@ def make_sweep(
             "anatomy_seed": anat + 2,
             "sector_seed": seed,
             "shape": shape,
+            "render": render,
         },
     }
     counts = [max(2, round(share * n_frames)) for _, share in _LAYOUT]
@@ -194,6 +201,7 @@ def make_sweep(
                     sector_seed=seed,
                     pixel_mm=pixel_mm,
                     shape=shape,
+                    render=render,
                 )
                 f.view_quality = {}
             frames.append(f)

@@ -387,6 +387,7 @@ def main(argv: list[str]) -> int:
         groups["phantom:held_out"] = (xph, yph.argmax(1), bph)
     report = held_out_report(model, groups)
     meta = {
+        "version": f"planenet-w24-seed{args.seed}-{time.strftime('%Y%m%d')}",
         "width": 24,
         "seed": args.seed,
         "epochs": args.epochs,

@@ -110,9 +110,10 @@ def test_femur_truth_and_criteria():
 
 
 def test_sweep_has_known_ranges_and_is_deterministic():
-    a = make_sweep(seed=4, n_frames=60)
-    b = make_sweep(seed=4, n_frames=60)
-    assert a.frames.shape == (60, 256, 320) and np.array_equal(a.frames, b.frames)
+    a = make_sweep(seed=4, n_frames=60, shape=(128, 160))
+    b = make_sweep(seed=4, n_frames=60, shape=(128, 160))
+    assert a.frames.shape == (60, 128, 160) and np.array_equal(a.frames, b.frames)
+    assert a.frames[20].any()
     assert a.truth == b.truth
     for view in ("head_trans_thalamic", "abdomen_ac", "femur_fl"):
         (start, end), *_ = a.truth[view]["optimal"]

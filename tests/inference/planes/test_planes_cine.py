@@ -31,7 +31,7 @@ def _probs_from_truth(sweep, noise: float, seed: int = 0) -> PlanePrediction:
 
 
 def test_best_frames_land_in_optimal_ranges():
-    sweep = make_sweep(seed=3, n_frames=100)
+    sweep = make_sweep(seed=3, n_frames=100, shape=(128, 160), render=False)
     pred = _probs_from_truth(sweep, noise=0.05)
     choices = cine.best_frames(pred, frame_time_ms=sweep.frame_time_ms)
     scores = cine.weighted_frame_selection_score(choices, sweep.truth)
