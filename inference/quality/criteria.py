@@ -422,20 +422,20 @@ def calipers_on_boundary(
     mean_px = 0.5 * (float(d_fwd.mean()) + float(d_back.mean()))
     radius = math.sqrt(ellipse.a * ellipse.b)
     limit = max(thresholds.caliper_ellipse_min_px, thresholds.caliper_ellipse * radius)
-    inward = float(np.mean(rho < 1.0))  # share of the boundary outside the ellipse
+    outside = float(np.mean(rho > 1.0))  # share of the boundary lying outside the ellipse
     evidence = {
         "mean_distance_px": mean_px,
         "mean_distance_rel_radius": mean_px / radius,
         "p95_distance_px": float(np.percentile(np.concatenate([d_fwd, d_back]), 95)),
         "limit_px": limit,
         "boundary": boundary,
-        "boundary_outside_ellipse_fraction": inward,
+        "boundary_outside_ellipse_fraction": outside,
         "ellipse_usable_fraction": float(inside.mean()),
     }
     met = mean_px <= limit
     where = ""
     if not met:
-        where = " (inside the boundary)" if inward > 0.5 else " (outside the boundary)"
+        where = " (inside the boundary)" if outside > 0.5 else " (outside the boundary)"
     return CriterionResult(
         key,
         Verdict.MET if met else Verdict.NOT_MET,
