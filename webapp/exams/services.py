@@ -10,6 +10,7 @@ file offered, whatever became of it, leaves an ``IngestEvent`` row.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -819,7 +820,11 @@ def dicomweb_client_for(node: PacsNode) -> Any:
         session.auth = (node.username, node.password)
     elif node.auth_type == PacsNode.Auth.BEARER:
         session.headers["Authorization"] = f"Bearer {node.bearer_token}"
-    client = DICOMwebClient(url=node.dicomweb_url, session=session)
+    # Every request gets the node's timeout; a refused or failing PACS is reported at once
+    # (no retries with back-off while a user waits on the page).
+    session.request = functools.partial(session.request, timeout=node.timeout_seconds)  # type: ignore[method-assign]
+    client = DICOMwebClient(url=node.dicomweb_url.rstrip("/"), session=session)
+    client.set_http_retry_params(retry=False)
     return client
 
 
@@ -953,12 +958,7 @@ def import_study_from_pacs(
             )
             continue
         try:
-            dataset = client.retrieve_instance(
-                study_instance_uid=study_instance_uid,
-                series_instance_uid=series_uid,
-                sop_instance_uid=sop_uid,
-                media_types=(("application/dicom", "*"),),
-            )
+            data = _retrieve_instance_bytes(client, study_instance_uid, series_uid, sop_uid)
         except Exception as exc:  # network or PACS error for this instance only
             results.append(
                 _reject(
@@ -972,8 +972,8 @@ def import_study_from_pacs(
             )
             continue
         results.append(
-            ingest_dataset(
-                dataset=dataset,
+            ingest_file(
+                source=data,
                 file_name=label,
                 route=ExamSource.PACS,
                 peer=node.name,
@@ -986,6 +986,50 @@ def import_study_from_pacs(
     for study_id in sorted({r.study_id for r in results if r.outcome == IngestOutcome.STORED}):
         transaction.on_commit(lambda study_id=study_id: queue_analysis(study_id))
     return results
+
+
+def _retrieve_instance_bytes(client: Any, study_uid: str, series_uid: str, sop_uid: str) -> bytes:
+    """The instance's Part 10 bytes as the PACS stores them (WADO-RS, any transfer syntax).
+
+    Taking the bytes rather than a parsed dataset keeps the file the PACS holds, byte for byte,
+    instead of a re-encoding of it.
+    """
+    url = f"{client.base_url}/studies/{study_uid}/series/{series_uid}/instances/{sop_uid}"
+    response = client._session.get(
+        url,
+        headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+    )
+    response.raise_for_status()
+    parts = split_multipart(response.content, response.headers.get("Content-Type", ""))
+    if len(parts) != 1:
+        raise ValueError(f"expected one instance, the PACS sent {len(parts)} parts")
+    return parts[0][1]
+
+
+def split_multipart(body: bytes, content_type: str) -> list[tuple[dict[str, str], bytes]]:
+    """Parts of a multipart/related body: (headers, bytes) each."""
+    boundary = ""
+    for item in content_type.split(";")[1:]:
+        key, _, value = item.strip().partition("=")
+        if key.lower() == "boundary":
+            boundary = value.strip('"')
+    if not boundary:
+        raise ValueError(f"not a multipart response ({content_type or 'no Content-Type'})")
+    delimiter = b"--" + boundary.encode()
+    parts = []
+    for chunk in body.split(delimiter)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        chunk = chunk[2:] if chunk.startswith(b"\r\n") else chunk
+        head, sep, data = chunk.partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        headers = {}
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        parts.append((headers, data[:-2] if data.endswith(b"\r\n") else data))
+    return parts
 
 
 def studies_on_pacs_since(*, node: PacsNode, since: date, modality: str = "US") -> list[str]:
