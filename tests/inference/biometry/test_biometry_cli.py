@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from inference.biometry import compute_all, parse_ga_weeks
+from inference.biometry.__main__ import main
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -98,12 +99,24 @@ def test_cli_intergrowth_efw_vector():
         (["--hc", "175", "--ga-weeks", "20+9"], "days after '+' must be 0-6"),
     ],
 )
-def test_cli_bad_arguments_exit_2_with_one_line(args, fragment):
-    proc = run_cli(*args)
+def test_cli_bad_arguments_exit_2_with_one_line(args, fragment, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out = capsys.readouterr()
+    assert exit_info.value.code == 2
+    assert out.out == ""
+    assert out.err.count("\n") == 1, out.err
+    assert fragment in out.err
+
+
+def test_cli_bad_argument_as_a_subprocess():
+    proc = run_cli("--hc", "5000", "--ac", "260")
     assert proc.returncode == 2
     assert proc.stdout == ""
-    assert proc.stderr.count("\n") == 1, proc.stderr
-    assert fragment in proc.stderr
+    assert proc.stderr == (
+        "python -m inference.biometry: error: --hc: 5000 mm is not a plausible head circumference "
+        "(HC) (above 500 mm); check the unit — inputs are in mm\n"
+    )
 
 
 def test_compute_all_flags_out_of_range_and_lists_missing():

@@ -68,7 +68,7 @@ def test_real_hc18_frames_keep_the_head_inside_and_the_border_out():
     folder = SHARED / "hc18" / "training_set"
     if not folder.is_dir():
         pytest.skip(f"HC18 data not found at {folder}")
-    names = sorted(p.name for p in folder.glob("*_HC.png"))[::60][:12]
+    names = sorted(p.name for p in folder.glob("*_HC.png"))[::90][:8]
     fractions = []
     for name in names:
         image = cv2.imread(str(folder / name), cv2.IMREAD_GRAYSCALE)

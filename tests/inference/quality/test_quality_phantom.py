@@ -154,7 +154,7 @@ def test_femur_plane_criteria():
 def test_agreement_with_the_generator_truth_on_assessable_criteria():
     rng = np.random.default_rng(7)
     agree = total = 0
-    for seed in range(8):
+    for seed in range(6):
         for plane in ("head", "abdomen", "femur"):
             if plane == "femur":
                 params = {
@@ -186,7 +186,7 @@ def test_agreement_with_the_generator_truth_on_assessable_criteria():
                 if r.key in TRUTH and r.verdict is not NA:
                     total += 1
                     agree += (r.verdict is MET) == frame.criteria[TRUTH[r.key]]
-    assert total >= 80
+    assert total >= 60
     assert agree / total >= 0.95
 
 
