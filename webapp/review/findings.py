@@ -1,20 +1,29 @@
 """The AI findings of an exam, read from webapp.analysis into one plain shape for the review page.
 
-The review app judges findings but never writes them. This module is the only place that knows
-the analysis models' field names; everything else in review works on ``AIFinding`` values. When
-the analysis app has not stored a kind of finding (or the app is not installed yet) the list is
-simply empty.
+The review app judges findings but never writes them. This module is the only place that reads
+the analysis models' fields; everything else in review works on ``AIFinding`` values. Only the
+newest finished analysis run of an exam is shown (older runs keep their findings).
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.apps import apps
-from django.db.models import Model
-
+from webapp.analysis.models import (
+    AnalysisRun,
+    BestFrameFinding,
+    DerivedFinding,
+    MeasurementFinding,
+    QualityFinding,
+    RunStatus,
+    SegmentationFinding,
+)
 from webapp.exams.models import Study
+
+# Measurements a physician decides on with geometry; CI is a ratio of BPD and OFD and follows them.
+GEOMETRIC_KINDS = ("HC", "BPD", "OFD", "AC", "FL", "APAD", "TAD")
 
 
 @dataclass
@@ -23,14 +32,15 @@ class AIFinding:
 
     type: str  # FindingType value
     id: int
-    label: str = ""  # plane view key, measurement kind, quality criterion
+    label: str = ""  # view key, measurement kind, quality criterion key, structure
     display: str = ""
     instance_id: int | None = None
     sop_instance_uid: str = ""
     frame_number: int | None = None
     confidence: float | None = None
-    flag: str = ""  # planes: optimal / sub_optimal / absent; quality: met / not_met
-    shape: str = ""
+    flag: str = (
+        ""  # planes: optimal / sub_optimal / absent; quality: met / not_met / not_assessable
+    )
     geometry_px: dict[str, Any] | None = None
     geometry_mm: dict[str, Any] | None = None
     value_px: float | None = None
@@ -62,190 +72,154 @@ class AIFinding:
         return {k: v for k, v in self.as_dict().items() if k in keep}
 
 
-def _model(name: str) -> type[Model] | None:
-    try:
-        return apps.get_model("analysis", name)
-    except LookupError:
-        return None
-
-
-def _field_names(model: type[Model]) -> set[str]:
-    return {f.name for f in model._meta.get_fields()}
-
-
-def _first(obj: Any, *names: str, default: Any = None) -> Any:
-    for name in names:
-        if hasattr(obj, name):
-            value = getattr(obj, name)
-            if value is not None:
-                return value
-    return default
+def latest_run(study: Study) -> AnalysisRun | None:
+    """The newest finished run, else the newest run of any status (for progress), else None."""
+    runs = AnalysisRun.objects.filter(study=study).order_by("-queued_at", "-id")
+    return runs.filter(status=RunStatus.DONE).first() or runs.first()
 
 
 def _model_label(row: Any) -> str:
-    mv = getattr(row, "model_version", None)
-    if mv is None:
-        return ""
-    return f"{_first(mv, 'name', default='')} {_first(mv, 'version', default='')}".strip()
+    mv = row.model_version
+    return "" if mv is None else f"{mv.name} {mv.version}"
 
 
-def _current_run_filter(model: type[Model], study: Study) -> dict[str, Any]:
-    names = _field_names(model)
-    if "run" in names:
-        return {"run__study": study}
-    if "analysis_run" in names:
-        return {"analysis_run__study": study}
-    return {"study": study}
-
-
-def _latest_run_ids(study: Study) -> list[int] | None:
-    """Ids of the newest finished analysis run (older runs keep their findings, unshown)."""
-    run_model = _model("AnalysisRun")
-    if run_model is None:
-        return None
-    runs = run_model.objects.filter(study=study).order_by("-id")
-    names = _field_names(run_model)
-    if "status" in names:
-        done = runs.filter(status__in=("done", "succeeded", "complete", "completed", "finished"))
-        if done.exists():
-            runs = done
-    run = runs.first()
-    return [run.pk] if run is not None else []
+def _sop(row: Any) -> str:
+    return row.instance.sop_instance_uid if row.instance_id else ""
 
 
 def ai_findings(study: Study, *, types: tuple[str, ...] | None = None) -> list[AIFinding]:
-    """Every AI finding of ``study``'s newest analysis run, as AIFinding values (read-only)."""
+    """Every AI finding of ``study``'s newest finished run, as AIFinding values (read-only)."""
+    run = latest_run(study)
+    if run is None or run.status != RunStatus.DONE:
+        return []
     out: list[AIFinding] = []
-    run_ids = _latest_run_ids(study)
-    for type_, model_name, convert in _SOURCES:
-        if types is not None and type_ not in types:
-            continue
-        model = _model(model_name)
-        if model is None:
-            continue
-        query = model.objects.filter(**_current_run_filter(model, study))
-        names = _field_names(model)
-        if run_ids is not None and ("run" in names or "analysis_run" in names):
-            key = "run_id__in" if "run" in names else "analysis_run_id__in"
-            query = query.filter(**{key: run_ids})
-        related = [n for n in ("instance", "model_version", "frame") if n in names]
-        if "frame" in names:
-            related.append("frame__instance")
-        query = query.select_related(*related)
-        for row in query.order_by("pk"):
-            finding = convert(row)
-            if finding is not None:
-                out.append(finding)
+    want = set(types or ("plane", "measurement", "quality", "segmentation"))
+    if "plane" in want:
+        for r in BestFrameFinding.objects.filter(run=run).select_related(
+            "instance", "model_version"
+        ):
+            out.append(
+                AIFinding(
+                    type="plane",
+                    id=r.pk,
+                    label=r.view_key,
+                    instance_id=r.instance_id,
+                    sop_instance_uid=_sop(r),
+                    frame_number=r.frame_number,
+                    confidence=r.score,
+                    flag=r.flag,
+                    model=_model_label(r),
+                    extra={"evidence": r.evidence},
+                )
+            )
+    if "measurement" in want:
+        rows = MeasurementFinding.objects.filter(run=run, kind__in=GEOMETRIC_KINDS)
+        for r in rows.select_related("instance", "model_version", "calibration_region"):
+            calibration = None
+            if r.value_mm is not None:
+                calibration = {
+                    "source": r.calibration_source,
+                    "region_index": r.calibration_region.index if r.calibration_region else None,
+                    "mm_per_px": [r.mm_per_pixel_x, r.mm_per_pixel_y],
+                }
+            out.append(
+                AIFinding(
+                    type="measurement",
+                    id=r.pk,
+                    label=r.kind,
+                    display=r.get_kind_display(),
+                    instance_id=r.instance_id,
+                    sop_instance_uid=_sop(r),
+                    frame_number=r.frame_number,
+                    confidence=r.confidence,
+                    geometry_px=r.geometry_px,
+                    geometry_mm=r.geometry_mm,
+                    value_px=r.value_px,
+                    value_mm=r.value_mm,
+                    calibration=calibration,
+                    convention=r.convention,
+                    model=_model_label(r),
+                    extra={"view": r.view_key, "method": r.method},
+                )
+            )
+    if "quality" in want:
+        rows = QualityFinding.objects.filter(run=run).select_related("instance", "model_version")
+        for r in rows:
+            out.append(
+                AIFinding(
+                    type="quality",
+                    id=r.pk,
+                    label=r.criterion_key,
+                    display=r.rationale,
+                    instance_id=r.instance_id,
+                    sop_instance_uid=_sop(r),
+                    frame_number=r.frame_number,
+                    flag=r.verdict,
+                    model=_model_label(r),
+                    extra={"view": r.view_key, "rubric": r.rubric_plane, "points": r.points},
+                )
+            )
+    if "segmentation" in want:
+        rows = SegmentationFinding.objects.filter(run=run).select_related(
+            "instance", "model_version"
+        )
+        for r in rows:
+            out.append(
+                AIFinding(
+                    type="segmentation",
+                    id=r.pk,
+                    label=r.structure,
+                    instance_id=r.instance_id,
+                    sop_instance_uid=_sop(r),
+                    frame_number=r.frame_number,
+                    model=_model_label(r),
+                    extra={"area_px": r.area_px},
+                )
+            )
     return out
 
 
 def find(study: Study, type_: str, finding_id: int) -> AIFinding | None:
-    """The AI finding ``(type_, finding_id)`` if it belongs to ``study``'s newest run."""
+    """The AI finding ``(type_, finding_id)`` if it belongs to ``study``'s newest finished run."""
     for finding in ai_findings(study, types=(type_,)):
         if finding.id == finding_id:
             return finding
     return None
 
 
-def _where(row: Any) -> tuple[int | None, str, int | None]:
-    frame = getattr(row, "frame", None)
-    instance = getattr(row, "instance", None)
-    number = _first(row, "frame_number", default=None)
-    if frame is not None and hasattr(frame, "instance"):
-        instance = instance or frame.instance
-        number = number or frame.number
-    if instance is None:
-        return None, "", number
-    return instance.pk, instance.sop_instance_uid, number
+def derived_findings(study: Study) -> list[dict[str, Any]]:
+    """The AI's own GA / EFW / centiles (shown beside the values recomputed from decisions)."""
+    run = latest_run(study)
+    if run is None or run.status != RunStatus.DONE:
+        return []
+    return [
+        {
+            "kind": d.kind,
+            "formula_key": d.formula_key,
+            "value": d.value,
+            "unit": d.unit,
+            "inputs": d.inputs,
+            "name": d.formula.get("name", d.formula_key),
+            "flags": d.flags,
+            "display": d.display,
+        }
+        for d in DerivedFinding.objects.filter(run=run)
+    ]
 
 
-def _plane(row: Any) -> AIFinding:
-    instance_id, sop, number = _where(row)
-    return AIFinding(
-        type="plane",
-        id=row.pk,
-        label=str(_first(row, "view_key", "plane", "view", "label", default="")),
-        display=str(_first(row, "display_name", default="")),
-        instance_id=instance_id,
-        sop_instance_uid=sop,
-        frame_number=number,
-        confidence=_first(row, "confidence", "score", "probability"),
-        flag=str(_first(row, "flag", "status", "quality_flag", default="")),
-        model=_model_label(row),
-    )
+def contour_of(segmentation_id: int, *, max_points: int = 200) -> list[list[float]]:
+    """Outer contour (x, y px) of a stored 1-bit mask, for drawing only (never measured)."""
+    import cv2
+    import numpy as np
+    from PIL import Image
 
-
-def _measurement(row: Any) -> AIFinding:
-    instance_id, sop, number = _where(row)
-    kind = str(_first(row, "kind", "measurement", "name", default="")).upper()
-    shape = "ellipse" if kind in ("HC", "AC") else "length"
-    return AIFinding(
-        type="measurement",
-        id=row.pk,
-        label=kind,
-        display=kind,
-        instance_id=instance_id,
-        sop_instance_uid=sop,
-        frame_number=number,
-        confidence=_first(row, "confidence"),
-        shape=shape,
-        geometry_px=_first(row, "geometry_px", "geometry"),
-        geometry_mm=_first(row, "geometry_mm"),
-        value_px=_first(row, "value_px"),
-        value_mm=_first(row, "value_mm"),
-        calibration=_calibration_of(row),
-        convention=str(_first(row, "convention", default="")),
-        model=_model_label(row),
-    )
-
-
-def _calibration_of(row: Any) -> dict[str, Any] | None:
-    value = _first(row, "calibration", "calibration_region")
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return value
-    if hasattr(value, "index"):
-        return {"source": "us_regions", "region_index": value.index}
-    return {"source": str(value)}
-
-
-def _quality(row: Any) -> AIFinding:
-    instance_id, sop, number = _where(row)
-    met = _first(row, "met", "passed", "value")
-    return AIFinding(
-        type="quality",
-        id=row.pk,
-        label=str(_first(row, "criterion", "name", "key", default="")),
-        display=str(_first(row, "description", "display_name", default="")),
-        instance_id=instance_id,
-        sop_instance_uid=sop,
-        frame_number=number,
-        confidence=_first(row, "confidence", "score"),
-        flag="" if met is None else ("met" if met else "not_met"),
-        extra={"view": str(_first(row, "view_key", "plane", default=""))},
-        model=_model_label(row),
-    )
-
-
-def _segmentation(row: Any) -> AIFinding:
-    instance_id, sop, number = _where(row)
-    return AIFinding(
-        type="segmentation",
-        id=row.pk,
-        label=str(_first(row, "structure", "label", "kind", default="")),
-        instance_id=instance_id,
-        sop_instance_uid=sop,
-        frame_number=number,
-        confidence=_first(row, "confidence", "score"),
-        extra={"contour": _first(row, "contour", "contour_px", "polygon", default=None)},
-        model=_model_label(row),
-    )
-
-
-_SOURCES = (
-    ("plane", "BestFrameFinding", _plane),
-    ("measurement", "MeasurementFinding", _measurement),
-    ("quality", "QualityFinding", _quality),
-    ("segmentation", "SegmentationFinding", _segmentation),
-)
+    row = SegmentationFinding.objects.filter(pk=segmentation_id).only("mask_png").first()
+    if row is None:
+        return []
+    mask = np.array(Image.open(io.BytesIO(bytes(row.mask_png))).convert("L")) > 0
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return []
+    largest = max(contours, key=cv2.contourArea)[:, 0, :]
+    step = max(1, len(largest) // max_points)
+    return [[float(x), float(y)] for x, y in largest[::step]]

@@ -2,7 +2,9 @@
 
 Pixel convention (shared with inference/ and the viewer bundle): a point is (x, y) = (column, row)
 with pixel centres at integer coordinates. An ellipse is {cx, cy, a, b, angle} (semi-axes in px,
-angle in radians from +x towards +y); a length is {p1: [x, y], p2: [x, y]}.
+angle in radians from +x towards +y), stored as ``{"type": "ellipse", cx, cy, a, b, angle}``; a
+length is ``{"type": "line", "points": [[x, y], [x, y]]}`` (the analysis app's format); ``{p1, p2}``
+is accepted as input too.
 
 The calibration rule (DESIGN.md, "Calibration is a safety feature"): the DICOM ultrasound region
 that holds *all* points of the measurement (for an ellipse: points sampled on its whole outline),
@@ -23,7 +25,7 @@ from webapp.exams.dicomio import calibration_for_points
 from webapp.exams.models import Calibration, CalibrationSource, Instance
 
 ELLIPSE_KINDS = ("HC", "AC")
-LENGTH_KINDS = ("BPD", "OFD", "FL")
+LENGTH_KINDS = ("BPD", "OFD", "FL", "APAD", "TAD")
 OUTLINE_SAMPLES = 72  # points checked against the calibration regions for an ellipse
 MAX_EXTENT_FACTOR = 4  # geometry may reach past the image (cut arcs), not absurdly far
 
@@ -122,19 +124,25 @@ def parse_geometry(kind: str, geometry: Any, *, rows: int, columns: int) -> dict
             "b": ellipse.b,
             "angle": ellipse.angle,
         }
-    p1, p2 = _point(geometry.get("p1"), "p1"), _point(geometry.get("p2"), "p2")
+    if "points" in geometry:
+        points = geometry["points"]
+        if not isinstance(points, list | tuple) or len(points) != 2:
+            raise GeometryError("points must be two [x, y] caliper ends", "geometry_px.points")
+        p1, p2 = _point(points[0], "p1"), _point(points[1], "p2")
+    else:
+        p1, p2 = _point(geometry.get("p1"), "p1"), _point(geometry.get("p2"), "p2")
     inside(*p1, "p1")
     inside(*p2, "p2")
     if math.dist(p1, p2) < 1e-6:
         raise GeometryError("the two caliper points coincide (length 0)")
-    return {"p1": [p1[0], p1[1]], "p2": [p2[0], p2[1]]}
+    return {"type": "line", "points": [[p1[0], p1[1]], [p2[0], p2[1]]]}
 
 
 def _points(shape: str, g: dict[str, Any]) -> list[tuple[float, float]]:
     if shape == "ellipse":
         pts = Ellipse(g["cx"], g["cy"], g["a"], g["b"], g["angle"]).points(OUTLINE_SAMPLES)
         return [(float(x), float(y)) for x, y in pts]
-    return [tuple(g["p1"]), tuple(g["p2"])]  # type: ignore[list-item]
+    return [tuple(p) for p in g["points"]]  # type: ignore[misc]
 
 
 def calibration_for(
@@ -193,7 +201,7 @@ def measure(*, instance: Instance, frame_number: int, kind: str, geometry_px: An
     if shape == "ellipse":
         value_px = ramanujan_perimeter(g["a"], g["b"])
     else:
-        value_px = math.dist(g["p1"], g["p2"])
+        value_px = math.dist(*g["points"])
     cal = calibration_for(instance, frame_number, points)
     if isinstance(cal, str):
         return Measured(value_px, None, g, None, None, cal, points)
@@ -203,12 +211,17 @@ def measure(*, instance: Instance, frame_number: int, kind: str, geometry_px: An
         # anisotropic pixels without a special case).
         dense = Ellipse(g["cx"], g["cy"], g["a"], g["b"], g["angle"]).points(360)
         mm = fit_ellipse_direct(dense * np.array([sx, sy]))
-        geometry_mm = {"cx": mm.cx, "cy": mm.cy, "a": mm.a, "b": mm.b, "angle": mm.angle}
+        geometry_mm = {
+            "type": "ellipse",
+            "cx": mm.cx,
+            "cy": mm.cy,
+            "a": mm.a,
+            "b": mm.b,
+            "angle": mm.angle,
+        }
         value_mm = mm.perimeter
     else:
-        geometry_mm = {
-            "p1": [g["p1"][0] * sx, g["p1"][1] * sy],
-            "p2": [g["p2"][0] * sx, g["p2"][1] * sy],
-        }
-        value_mm = math.dist(geometry_mm["p1"], geometry_mm["p2"])
+        (x1, y1), (x2, y2) = g["points"]
+        geometry_mm = {"type": "line", "points": [[x1 * sx, y1 * sy], [x2 * sx, y2 * sy]]}
+        value_mm = math.dist(*geometry_mm["points"])
     return Measured(value_px, value_mm, g, geometry_mm, description, "", points)

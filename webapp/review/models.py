@@ -96,7 +96,44 @@ class FindingDecision(models.Model):
 
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="decisions")
     finding_type = models.CharField(max_length=24, choices=FindingType.choices)
-    finding_id = models.BigIntegerField()
+    finding_id = models.BigIntegerField(help_text="Primary key of the judged row (see the FKs)")
+    # Exactly one of these points at the judged row (checked by a constraint); PROTECT: an AI
+    # finding that a physician has decided on cannot silently disappear.
+    best_frame = models.ForeignKey(
+        "analysis.BestFrameFinding",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="decisions",
+    )
+    measurement = models.ForeignKey(
+        "analysis.MeasurementFinding",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="decisions",
+    )
+    quality = models.ForeignKey(
+        "analysis.QualityFinding",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="decisions",
+    )
+    segmentation = models.ForeignKey(
+        "analysis.SegmentationFinding",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="decisions",
+    )
+    physician_measurement = models.ForeignKey(
+        "PhysicianMeasurement",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="decisions",
+    )
     version = models.PositiveIntegerField()
     action = models.CharField(max_length=10, choices=DecisionAction.choices)
     ai_snapshot = models.JSONField(default=dict, blank=True)
@@ -124,12 +161,34 @@ class FindingDecision(models.Model):
             models.UniqueConstraint(
                 fields=["study", "finding_type", "finding_id", "version"],
                 name="review_decision_version_unique",
-            )
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(finding_type="plane", best_frame__isnull=False)
+                    | models.Q(finding_type="measurement", measurement__isnull=False)
+                    | models.Q(finding_type="quality", quality__isnull=False)
+                    | models.Q(finding_type="segmentation", segmentation__isnull=False)
+                    | models.Q(
+                        finding_type="physician_measurement", physician_measurement__isnull=False
+                    )
+                ),
+                name="review_decision_points_at_its_finding",
+            ),
         ]
         indexes: ClassVar = [models.Index(fields=["study", "finding_type", "finding_id"])]
 
     def __str__(self) -> str:
         return f"{self.finding_type} {self.finding_id} v{self.version}: {self.action}"
+
+
+#: FindingDecision field holding the foreign key for each finding type.
+FINDING_FK = {
+    FindingType.PLANE: "best_frame",
+    FindingType.MEASUREMENT: "measurement",
+    FindingType.QUALITY: "quality",
+    FindingType.SEGMENTATION: "segmentation",
+    FindingType.PHYSICIAN_MEASUREMENT: "physician_measurement",
+}
 
 
 class PhysicianMeasurement(models.Model):

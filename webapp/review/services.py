@@ -24,6 +24,7 @@ from webapp.exams.models import AuditEvent, ExamStatus, Instance, Study
 from webapp.review import findings as ai
 from webapp.review.geometry import GeometryError, measure, shape_for
 from webapp.review.models import (
+    FINDING_FK,
     Amendment,
     DecisionAction,
     FindingDecision,
@@ -485,6 +486,7 @@ def decide_finding(
                     comment=comment,
                     decided_by=user,
                     amendment=amendment,
+                    **{f"{FINDING_FK[finding_type]}_id": finding_id},
                     **fields,
                 )
         except IntegrityError:  # pragma: no cover - the row lock serialises writers first

@@ -86,3 +86,71 @@ def make_exam(
         return study
 
     return factory
+
+
+@pytest.fixture
+def analysed_exam(make_exam: Callable[..., Any], phantom_frames: list[Any]) -> Callable[..., Any]:
+    """``analysed_exam(sonographer=...)`` → an exam with a finished analysis run whose findings
+    are the phantom's known truth (best frames, HC/BPD/OFD/FL, two quality criteria), written as
+    the analysis app stores them. Unit tests of the review app use it; the browser tests use the
+    real pipeline instead."""
+    from webapp.analysis.models import (
+        AnalysisRun,
+        BestFrameFinding,
+        MeasurementFinding,
+        QualityFinding,
+        RunStatus,
+    )
+    from webapp.review.geometry import measure
+
+    def factory(**kwargs: Any) -> Any:
+        study = make_exam(**kwargs)
+        instances = list(
+            study.series.first()
+            .instances.order_by("instance_number")
+            .prefetch_related("us_regions")
+        )
+        run = AnalysisRun.objects.create(
+            study=study, status=RunStatus.DONE, stage="done", protocol="biometry",
+            frames_total=3, frames_done=3,
+        )  # fmt: skip
+        for view, inst, flag in zip(
+            ("head_trans_thalamic", "abdomen_ac", "femur_fl"),
+            instances,
+            ("optimal", "sub_optimal", "optimal"),
+            strict=True,
+        ):
+            BestFrameFinding.objects.create(
+                run=run, view_key=view, instance=inst, frame_number=1, score=0.9, flag=flag
+            )
+        head, femur = phantom_frames[0].landmarks, phantom_frames[2].landmarks
+        e = head["head"]
+        specs = [
+            (instances[0], "HC", {"type": "ellipse", "cx": e.cx, "cy": e.cy, "a": e.a, "b": e.b,
+                                  "angle": e.angle}),
+            (instances[0], "BPD", {"type": "line", "points": [list(p) for p in head["bpd_points"]]}),
+            (instances[0], "OFD", {"type": "line", "points": [list(p) for p in head["ofd_points"]]}),
+            (instances[2], "FL", {"type": "line", "points": [list(p) for p in femur["femur_points"]]}),
+        ]  # fmt: skip
+        for inst, kind, geometry in specs:
+            m = measure(instance=inst, frame_number=1, kind=kind, geometry_px=geometry)
+            MeasurementFinding.objects.create(
+                run=run, instance=inst, frame_number=1, kind=kind, geometry_px=m.geometry_px,
+                geometry_mm=m.geometry_mm, value_px=m.value_px, value_mm=m.value_mm,
+                calibration_source="us_regions" if m.calibration else "",
+                mm_per_pixel_x=m.calibration["mm_per_px"][0] if m.calibration else None,
+                mm_per_pixel_y=m.calibration["mm_per_px"][1] if m.calibration else None,
+                convention="outer-to-outer" if kind == "BPD" else "", confidence=0.8,
+            )  # fmt: skip
+        QualityFinding.objects.create(
+            run=run, view_key="head_trans_thalamic", rubric_plane="head",
+            criterion_key="head_symmetric", verdict="met", instance=instances[0], frame_number=1,
+        )  # fmt: skip
+        QualityFinding.objects.create(
+            run=run, view_key="head_trans_thalamic", rubric_plane="head",
+            criterion_key="cerebellum_not_visible", verdict="not_met", instance=instances[0],
+            frame_number=1,
+        )  # fmt: skip
+        return study
+
+    return factory

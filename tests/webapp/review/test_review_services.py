@@ -354,7 +354,7 @@ def test_sign_off_locks_the_exam_and_amendment_reopens_it_on_the_record(make_exa
     assert signoff.summary["final_values_mm"]["HC"] == pytest.approx(m.value_mm, abs=0.01)
 
     # immutable: every change is refused with a clear reason, nothing saved
-    with pytest.raises(services.ExamLocked, match="signed by dr_a .* open an amendment"):
+    with pytest.raises(services.ExamLocked, match=r"signed by dr_a .* open an amendment"):
         services.decide_finding(
             study=study,
             finding_type="physician_measurement",
