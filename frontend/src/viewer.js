@@ -143,6 +143,8 @@ function throttle(fn, ms) {
  * @param {number} [options.geometryThrottleMs=100]  onGeometryChange rate while dragging
  * @param {boolean} [options.cpuRendering=true]
  * @param {boolean} [options.controls=true]  built-in control bar (play/pause/step/scrub/toggles)
+ * @param {boolean} [options.thumbnails=true]  strip of instances (shown when there are ≥ 2); an
+ *   instance's optional `thumbnailUrl` (e.g. the site's PNG thumbnail) is drawn in its button
  */
 export function mountExamViewer(element, options = {}) {
   if (!(element instanceof HTMLElement)) throw new TypeError('mountExamViewer: element must be an HTMLElement');
@@ -223,11 +225,21 @@ export function mountExamViewer(element, options = {}) {
   const stage = el('div', { style: { position: 'relative', flex: '1 1 auto', display: 'flex', minHeight: '0' } }, [
     viewportEl, errorEl, statusEl,
   ]);
+  // Optional strip of instances (the review page may draw its own from server PNGs instead).
+  const thumbsEl = el('div', {
+    class: 'srv-thumbs',
+    role: 'listbox',
+    'aria-label': 'Images of this exam',
+    style: {
+      display: 'none', gap: '4px', padding: '4px', overflowX: 'auto', background: '#111',
+      font: '11px system-ui, sans-serif', color: '#ccc',
+    },
+  });
   const root = el('div', {
     class: 'srv-root',
     'data-state': 'loading',
     style: { display: 'flex', flexDirection: 'column', width: '100%', height: '100%', minHeight: '240px' },
-  }, [stage, controlsEl]);
+  }, [stage, controlsEl, thumbsEl]);
   element.append(root);
   viewportEl.addEventListener('contextmenu', (e) => e.preventDefault());
 
@@ -264,14 +276,14 @@ export function mountExamViewer(element, options = {}) {
 
   function fail(message, cause) {
     if (state.destroyed) return;
-    const first = !state.error;
+    if (state.error) return; // the first failure is the informative one; the rest follow from it
     state.error = { message, cause };
     pause();
     root.dataset.state = 'error';
     errorEl.hidden = false;
     errorEl.textContent = `Could not show the image: ${message}`;
     statusEl.textContent = '';
-    if (first) {
+    {
       try {
         opts.onError?.({ message, cause });
       } catch (err) {
@@ -443,6 +455,37 @@ export function mountExamViewer(element, options = {}) {
     }
   }
 
+  function renderThumbnails() {
+    thumbsEl.replaceChildren();
+    if (opts.thumbnails === false || state.instances.length < 2) return;
+    thumbsEl.style.display = 'flex';
+    state.instances.forEach((inst, i) => {
+      const label = `${i + 1}${inst.numberOfFrames > 1 ? ` · ${inst.numberOfFrames} fr` : ''}`;
+      const btn = el('button', {
+        type: 'button',
+        role: 'option',
+        class: 'srv-thumb',
+        'data-sop': inst.sopInstanceUID,
+        title: `Image ${i + 1}${inst.numberOfFrames > 1 ? ` (cine, ${inst.numberOfFrames} frames)` : ''}`,
+        style: { background: '#222', color: '#ddd', border: '2px solid #333', padding: '2px', cursor: 'pointer' },
+      });
+      if (inst.thumbnailUrl) {
+        btn.append(el('img', { src: inst.thumbnailUrl, alt: '', loading: 'lazy', style: { display: 'block', height: '56px' } }));
+      }
+      btn.append(el('div', { text: label }));
+      btn.addEventListener('click', () => showInstance(inst.sopInstanceUID, 0).catch((err) => fail(describeError(err), err)));
+      thumbsEl.append(btn);
+    });
+  }
+
+  function markCurrentThumbnail() {
+    for (const btn of thumbsEl.querySelectorAll('.srv-thumb')) {
+      const on = btn.dataset.sop === state.current?.sopInstanceUID;
+      btn.style.borderColor = on ? '#4fc3f7' : '#333';
+      btn.setAttribute('aria-selected', String(on));
+    }
+  }
+
   function updateFrameUi() {
     const n = state.current?.numberOfFrames ?? 0;
     scrub.max = String(Math.max(0, n - 1));
@@ -552,6 +595,7 @@ export function mountExamViewer(element, options = {}) {
     state.current = inst;
     state.frameIndex = idx;
     updateFrameUi();
+    markCurrentThumbnail();
     await guarded(state.viewport.setStack(imageIds, idx), `loading frame ${idx + 1} of instance ${sopInstanceUID}`);
     syncAnnotations();
     updateFrameUi();
@@ -659,8 +703,9 @@ export function mountExamViewer(element, options = {}) {
   prevBtn.addEventListener('click', () => step(-1));
   nextBtn.addEventListener('click', () => step(1));
   scrub.addEventListener('input', () => {
+    const target = Number(scrub.value); // read before pause() redraws the control
     pause();
-    seek(Number(scrub.value));
+    seek(target);
   });
   for (const kind of KINDS) {
     toggles[kind].addEventListener('change', () => setOverlayVisible(kind, toggles[kind].checked));
@@ -798,6 +843,7 @@ export function mountExamViewer(element, options = {}) {
       await guarded(loadMetadata(), 'loading DICOM metadata');
       if (state.destroyed) return;
       setupViewport();
+      renderThumbnails();
       const firstSop = opts.initialSopInstanceUID || state.instances[0].sopInstanceUID;
       if (!state.bySop.has(firstSop)) throw new ViewerLoadError(`initial instance ${firstSop} is not in the study`);
       await showInstanceNow(firstSop, opts.initialFrameIndex ?? 0);
@@ -805,7 +851,8 @@ export function mountExamViewer(element, options = {}) {
       state.firstRenderMs = performance.now() - t0;
       root.dataset.state = 'ready';
       const info = {
-        firstRenderMs: state.firstRenderMs,
+        firstRenderMs: state.firstRenderMs, // since mountExamViewer was called
+        sinceNavigationMs: performance.now(), // since the page started loading (module import included)
         sopInstanceUID: state.current.sopInstanceUID,
         numberOfFrames: state.current.numberOfFrames,
         frameTimeMs: state.current.frameTimeMs,

@@ -118,3 +118,304 @@ def test_first_frame_matches_the_dicom_pixels(page, viewer_site, viewer_orthanc,
         f"{name}: first render {first_render_ms:.0f} ms after mount, page ready in {time.monotonic() - started:.2f} s, r={corr:.4f}"
     )
     screenshot_pixels(page, path=artifacts / f"first-frame-{name}.png")
+
+
+def viewer_state(page) -> dict:
+    return page.evaluate("() => window.viewer.getState()")
+
+
+def frame_events(page) -> list[dict]:
+    return page.evaluate("() => window.viewerEvents.filter(e => e.type === 'frame')")
+
+
+def test_cine_plays_at_the_frame_time_and_steps(page, viewer_site, viewer_orthanc):
+    inst = viewer_orthanc.instances["cine"]
+    assert open_viewer(page, viewer_site, inst)["type"] == "ready"
+    state = viewer_state(page)
+    assert state["numberOfFrames"] == 30
+    assert state["frameTimeMs"] == pytest.approx(33.333, abs=0.01)
+    assert state["frameTimeSource"] == "FrameTime"
+    first = canvas_pixels(page)
+
+    page.evaluate("() => window.viewer.play()")
+    page.wait_for_timeout(1200)
+    playing = viewer_state(page)
+    page.evaluate("() => window.viewer.pause()")
+    shown = {e["detail"]["frameIndex"] for e in frame_events(page)}
+    fps = playing["cineFramesShown"] / playing["cineSeconds"]
+    print(
+        f"cine: {playing['cineFramesShown']} frames in {playing['cineSeconds']:.2f} s = {fps:.1f} fps"
+    )
+    assert playing["playing"] is True
+    assert len(shown) >= 10, f"only frames {sorted(shown)} were shown"
+    # never faster than the file's Frame Time (30 fps); dropped frames are allowed under load
+    assert fps <= 31.5
+    assert page.locator(".srv-frame").inner_text() == f"{playing['frameIndex'] + 1} / 30"
+
+    paused_at = viewer_state(page)["frameIndex"]
+    page.wait_for_timeout(250)
+    assert viewer_state(page)["frameIndex"] == paused_at
+    assert viewer_state(page)["playing"] is False
+
+    # step / seek / scrub / keyboard land on exact frames, and the drawn pixels change
+    page.evaluate("() => window.viewer.seek(0)")
+    page.evaluate("() => window.viewer.step(1)")
+    assert viewer_state(page)["frameIndex"] == 1
+    page.locator(".srv-scrub").fill("12")
+    page.wait_for_function("() => window.viewer.getState().frameIndex === 12")
+    page.locator(".srv-viewport").focus()
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => window.viewer.getState().frameIndex === 11")
+    assert page.locator(".srv-scrub").input_value() == "11"
+    assert np.abs(canvas_pixels(page).astype(int) - first.astype(int)).mean() > 1.0
+
+
+# colours the bundle draws overlays in (frontend/src/overlayTools.js OVERLAY_COLORS)
+HC_RGB = (0, 229, 255)
+BPD_RGB = (118, 255, 3)
+CONTOUR_RGB = (255, 64, 129)
+
+HC = {
+    "kind": "ellipse",
+    "id": "hc-1",
+    "label": "HC",
+    "frameIndex": 0,
+    "cx": 160.0,
+    "cy": 118.0,
+    "a": 70.0,
+    "b": 48.0,
+    "angle": 0.4,
+}
+BPD = {
+    "kind": "length",
+    "id": "bpd-1",
+    "label": "BPD",
+    "frameIndex": 0,
+    "p1": [120.0, 190.0],
+    "p2": [215.0, 205.0],
+}
+CONTOUR = {
+    "kind": "contour",
+    "id": "skull-1",
+    "label": "skull",
+    "frameIndex": 1,
+    "points": [[110, 70], [210, 70], [210, 170], [110, 170]],
+}
+
+
+def colour_mask(img: np.ndarray, rgb: tuple[int, int, int], tol: int = 40) -> np.ndarray:
+    return np.abs(img.astype(int) - np.array(rgb)).sum(axis=-1) <= tol
+
+
+def colour_near(img: np.ndarray, rgb, xy, radius: int = 3) -> int:
+    x, y = round(xy[0]), round(xy[1])
+    win = img[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1]
+    return int(colour_mask(win, rgb).sum())
+
+
+def ellipse_point(e: dict, t: float) -> tuple[float, float]:
+    c, s = math.cos(e["angle"]), math.sin(e["angle"])
+    x, y = e["a"] * math.cos(t), e["b"] * math.sin(t)
+    return e["cx"] + x * c - y * s, e["cy"] + x * s + y * c
+
+
+def to_canvas(page, p) -> tuple[float, float]:
+    return tuple(page.evaluate("p => window.viewer.imageToCanvas(p)", list(p)))
+
+
+def test_overlays_are_drawn_on_their_own_frame_and_toggle_by_kind(
+    page, viewer_site, viewer_orthanc, artifacts
+):
+    inst = viewer_orthanc.instances["cine"]
+    overlays = viewer_site.add_json("/fixtures/overlays-a.json", [HC, BPD, CONTOUR])
+    assert open_viewer(page, viewer_site, inst, overlays=overlays)["type"] == "ready"
+    page.wait_for_timeout(100)
+    shot = screenshot_pixels(page, path=artifacts / "overlays-frame1.png")
+    # the HC ellipse passes through its axis ends and the BPD line through its midpoint
+    for t in (0, math.pi / 2, math.pi, 3 * math.pi / 2):
+        assert colour_near(shot, HC_RGB, to_canvas(page, ellipse_point(HC, t))) > 0, t
+    mid = ((BPD["p1"][0] + BPD["p2"][0]) / 2, (BPD["p1"][1] + BPD["p2"][1]) / 2)
+    assert colour_near(shot, BPD_RGB, to_canvas(page, mid)) > 0
+    # ...and not inside the ellipse away from its axes; the contour belongs to frame 2
+    inside = ellipse_point({**HC, "a": HC["a"] / 2, "b": HC["b"] / 2}, math.pi / 4)
+    assert colour_near(shot, HC_RGB, to_canvas(page, inside), radius=8) == 0
+    assert colour_mask(shot, CONTOUR_RGB).sum() == 0
+
+    page.evaluate("() => window.viewer.setOverlayVisible('ellipse', false)")
+    page.wait_for_timeout(50)
+    hidden = screenshot_pixels(page)
+    assert colour_mask(hidden, HC_RGB).sum() == 0
+    assert colour_near(hidden, BPD_RGB, to_canvas(page, mid)) > 0
+    assert page.locator(".srv-toggles input[data-kind=ellipse]").is_checked() is False
+    page.locator(".srv-toggles input[data-kind=ellipse]").check()  # the built-in toggle
+    page.wait_for_timeout(50)
+    assert colour_mask(screenshot_pixels(page), HC_RGB).sum() > 50
+
+    page.evaluate("() => window.viewer.step(1)")
+    page.wait_for_function("() => window.viewer.getState().frameIndex === 1")
+    page.wait_for_timeout(50)
+    frame2 = screenshot_pixels(page)
+    assert colour_mask(frame2, HC_RGB).sum() == 0
+    assert colour_near(frame2, CONTOUR_RGB, to_canvas(page, (160, 70))) > 0
+    assert colour_near(frame2, CONTOUR_RGB, to_canvas(page, (210, 120))) > 0
+
+
+def drag(page, start, end, steps: int = 8, button: str = "left") -> None:
+    page.mouse.move(*start)
+    page.mouse.down(button=button)
+    for i in range(1, steps + 1):
+        page.mouse.move(
+            start[0] + (end[0] - start[0]) * i / steps, start[1] + (end[1] - start[1]) * i / steps
+        )
+        page.wait_for_timeout(20)
+    page.mouse.up(button=button)
+
+
+def geometry_events(page, overlay_id: str) -> list[dict]:
+    return page.evaluate(
+        "id => window.viewerEvents.filter(e => e.type === 'geometry' && e.detail.id === id).map(e => e.detail)",
+        overlay_id,
+    )
+
+
+def test_dragging_ellipse_and_caliper_handles_reports_new_geometry(
+    page, viewer_site, viewer_orthanc, artifacts
+):
+    inst = viewer_orthanc.instances["cine"]
+    overlays = viewer_site.add_json("/fixtures/overlays-b.json", [HC, BPD, CONTOUR])
+    assert open_viewer(page, viewer_site, inst, overlays=overlays)["type"] == "ready"
+    box = page.locator(".srv-viewport canvas").bounding_box()
+    scale = to_canvas(page, (1, 0))[0] - to_canvas(page, (0, 0))[0]  # canvas px per image px
+
+    def screen(p):
+        cx, cy = to_canvas(page, p)
+        return box["x"] + cx, box["y"] + cy
+
+    # 1. one end of the HC a-axis: the opposite end stays, the ellipse turns and grows
+    a_plus = ellipse_point(HC, 0)
+    a_minus = ellipse_point(HC, math.pi)
+    move = (24.0, 30.0)  # canvas px
+    drag(page, screen(a_plus), (screen(a_plus)[0] + move[0], screen(a_plus)[1] + move[1]))
+    page.wait_for_function(
+        "() => window.viewerEvents.some(e => e.type === 'geometry' && e.detail.final)"
+    )
+    events = geometry_events(page, "hc-1")
+    final = events[-1]
+    assert final["final"] is True and final["kind"] == "ellipse" and final["label"] == "HC"
+    assert final["frameIndex"] == 0 and final["sopInstanceUID"] == inst.sop
+    assert any(not e["final"] for e in events), "no throttled updates while dragging"
+    new_end = (a_plus[0] + move[0] / scale, a_plus[1] + move[1] / scale)
+    g = final["geometry"]
+    assert g["cx"] == pytest.approx((new_end[0] + a_minus[0]) / 2, abs=0.5)
+    assert g["cy"] == pytest.approx((new_end[1] + a_minus[1]) / 2, abs=0.5)
+    assert g["a"] == pytest.approx(math.dist(new_end, a_minus) / 2, abs=0.5)
+    assert g["b"] == pytest.approx(HC["b"], abs=1e-6)
+    assert g["angle"] == pytest.approx(
+        math.atan2(new_end[1] - a_minus[1], new_end[0] - a_minus[0]), abs=0.01
+    )
+
+    # 2. an end of the b-axis changes b only
+    before = g
+    b_end = ellipse_point({**HC, **before}, math.pi / 2)
+    normal = (-math.sin(before["angle"]), math.cos(before["angle"]))
+    drag(
+        page,
+        screen(b_end),
+        (screen(b_end)[0] + 10 * scale * normal[0], screen(b_end)[1] + 10 * scale * normal[1]),
+    )
+    page.wait_for_function(
+        "() => window.viewerEvents.filter(e => e.type === 'geometry' && e.detail.final).length >= 2"
+    )
+    g2 = geometry_events(page, "hc-1")[-1]["geometry"]
+    assert g2["b"] == pytest.approx(before["b"] + 10, abs=0.5)
+    for k in ("cx", "cy", "a", "angle"):
+        assert g2[k] == pytest.approx(before[k], abs=1e-6), k
+
+    # 3. a caliper end moves alone
+    p2 = BPD["p2"]
+    drag(page, screen(p2), (screen(p2)[0] - 20, screen(p2)[1] + 8))
+    page.wait_for_function(
+        "() => window.viewerEvents.some(e => e.type === 'geometry' && e.detail.id === 'bpd-1' && e.detail.final)"
+    )
+    gl = geometry_events(page, "bpd-1")[-1]["geometry"]
+    assert gl["p1"] == pytest.approx(BPD["p1"], abs=1e-6)
+    assert gl["p2"] == pytest.approx([p2[0] - 20 / scale, p2[1] + 8 / scale], abs=0.5)
+    page.wait_for_timeout(50)
+    shot = screenshot_pixels(page, path=artifacts / "overlays-after-drag.png")
+    assert colour_near(shot, HC_RGB, to_canvas(page, ellipse_point({**HC, **g2}, 0))) > 0
+
+    # 4. the state the page reads back agrees with the callbacks
+    state = {o["id"]: o for o in viewer_state(page)["overlays"]}
+    assert state["hc-1"]["geometry"] == pytest.approx(g2)
+
+
+def test_window_level_zoom_and_pan_by_mouse_and_keyboard(page, viewer_site, viewer_orthanc):
+    inst = viewer_orthanc.instances["rgb"]
+    assert open_viewer(page, viewer_site, inst)["type"] == "ready"
+    box = page.locator(".srv-viewport canvas").bounding_box()
+    before = canvas_pixels(page)
+    voi_before = viewer_state(page)["voiRange"]
+
+    # left drag (not on an overlay): window / level
+    start = (box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    drag(page, start, (start[0] + 120, start[1] + 60))
+    voi_after = viewer_state(page)["voiRange"]
+    assert voi_after != voi_before
+    page.wait_for_timeout(50)
+    assert np.abs(canvas_pixels(page).astype(int) - before.astype(int)).mean() > 2.0
+
+    # keyboard: zoom in, pan right, reset
+    page.locator(".srv-viewport").focus()
+    zoom0 = viewer_state(page)["zoom"]
+    corner0 = to_canvas(page, (0, 0))
+    page.keyboard.press("+")
+    assert viewer_state(page)["zoom"] == pytest.approx(zoom0 * 1.25, rel=1e-3)
+    zoomed = to_canvas(page, (0, 0))
+    page.keyboard.press("Shift+ArrowRight")
+    panned = to_canvas(page, (0, 0))
+    assert panned[0] - zoomed[0] == pytest.approx(40, abs=0.5)
+    assert panned[1] == pytest.approx(zoomed[1], abs=0.5)
+    page.keyboard.press("0")
+    assert to_canvas(page, (0, 0)) == pytest.approx(corner0, abs=0.5)
+    assert viewer_state(page)["zoom"] == pytest.approx(zoom0, rel=1e-3)
+
+    # mouse: right drag zooms
+    drag(page, start, (start[0], start[1] - 80), button="right")
+    assert viewer_state(page)["zoom"] != pytest.approx(zoom0, rel=1e-3)
+
+
+def test_frame_load_failure_is_reported_in_the_element(page, viewer_site, viewer_orthanc):
+    inst = viewer_orthanc.instances["cine"]
+    t0 = time.monotonic()
+    event = open_viewer(page, viewer_site, inst, root="/broken-dicom-web", timeout=8000)
+    assert event["type"] == "error"
+    message = event["detail"]["message"]
+    assert "500" in message and "/frames/1" in message, message
+    assert time.monotonic() - t0 < 10
+    alert = page.locator(".srv-error")
+    assert alert.is_visible()
+    assert "Could not show the image" in alert.inner_text() and "500" in alert.inner_text()
+    assert page.locator(".srv-root").get_attribute("data-state") == "error"
+    assert viewer_state(page)["error"] == message
+
+
+def test_unknown_study_is_reported_with_the_failed_request(page, viewer_site, viewer_orthanc):
+    inst = viewer_orthanc.instances["cine"]
+    missing = UsInstance(**{**inst.__dict__, "study": "1.2.3.4.5.404"})
+    event = open_viewer(page, viewer_site, missing, timeout=8000)
+    assert event["type"] == "error"
+    message = event["detail"]["message"]
+    assert "HTTP 404" in message and "1.2.3.4.5.404" in message, message
+    assert "1.2.3.4.5.404" in page.locator(".srv-error").inner_text()
+
+
+def test_invalid_overlay_is_rejected_with_a_message_naming_the_field(
+    page, viewer_site, viewer_orthanc
+):
+    inst = viewer_orthanc.instances["cine"]
+    assert open_viewer(page, viewer_site, inst)["type"] == "ready"
+    message = page.evaluate(
+        """() => { try { window.viewer.setOverlays([{kind: 'ellipse', id: 'x', cx: 1, cy: 2, a: 'big', b: 3}]); return null; }
+                   catch (e) { return e.message; } }"""
+    )
+    assert message is not None and "a must be a finite number" in message and "id x" in message
