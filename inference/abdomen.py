@@ -125,6 +125,18 @@ def _segment(
     return (ellipse.cx - dx, ellipse.cy - dy), (ellipse.cx + dx, ellipse.cy + dy)
 
 
+def _dice_in_box(binary: np.ndarray, ellipse: Ellipse) -> float:
+    """Dice of mask and filled ellipse, computed on the box holding both (masks are full frames)."""
+    h, w = binary.shape
+    ys, xs = np.nonzero(binary.any(axis=1))[0], np.nonzero(binary.any(axis=0))[0]
+    x0 = max(0, min(int(xs[0]), math.floor(ellipse.cx - ellipse.a) - 1))
+    x1 = min(w, max(int(xs[-1]) + 1, math.ceil(ellipse.cx + ellipse.a) + 2))
+    y0 = max(0, min(int(ys[0]), math.floor(ellipse.cy - ellipse.a) - 1))
+    y1 = min(h, max(int(ys[-1]) + 1, math.ceil(ellipse.cy + ellipse.a) + 2))
+    local = Ellipse(ellipse.cx - x0, ellipse.cy - y0, ellipse.a, ellipse.b, ellipse.angle)
+    return dice(binary[y0:y1, x0:x1], rasterize_ellipse((y1 - y0, x1 - x0), local))
+
+
 def measure_abdomen(
     mask: ArrayLike,
     pixel_size_mm: float | None = None,
@@ -172,7 +184,7 @@ def measure_abdomen(
         tad = chord_through_centre(ellipse, ap_dir + math.pi / 2)
         apad_pts = _segment(ellipse, ap_dir, apad)
         tad_pts = _segment(ellipse, ap_dir + math.pi / 2, tad)
-    overlap = dice(binary, rasterize_ellipse(binary.shape, ellipse))
+    overlap = _dice_in_box(binary, ellipse)
     return AbdomenMeasurement(
         ellipse=ellipse,
         ac_px=ellipse.perimeter,

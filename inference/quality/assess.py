@@ -106,11 +106,17 @@ def assess_plane(
     rubric = rubric_for(plane)
     fov, fov_source = _fov(evidence)
     femur, femur_problem = (None, None)
+    truncated = False  # the femur cut by the field-of-view edge
     if rubric.plane == "femur":
         femur, femur_problem = _femur(evidence)
+        truncated = (
+            fov is not None
+            and evidence.structure_mask is not None
+            and touches_fov_edge(evidence.structure_mask, fov) > 0
+        )
     results: list[CriterionResult] = []
     for crit in rubric.criteria:
-        result = _judge(rubric.plane, crit, evidence, fov, fov_source, femur, thresholds)
+        result = _judge(rubric.plane, crit, evidence, fov, fov_source, femur, truncated, thresholds)
         if femur_problem and result.verdict is Verdict.NOT_ASSESSABLE:
             result = CriterionResult(
                 result.key, result.verdict, result.evidence, f"{result.rationale}: {femur_problem}"
@@ -126,6 +132,7 @@ def _judge(
     fov: NDArray | None,
     fov_source: str,
     femur: FemurMeasurement | None,
+    truncated: bool,
     t: Thresholds,
 ) -> CriterionResult:
     key = crit.key
@@ -153,12 +160,6 @@ def _judge(
         return paired_symmetry(
             key, ev.ellipse, ev.masks.get("ribs"), structure="ribs", axis_point=spine, thresholds=t
         )
-    truncated = (
-        plane == "femur"
-        and fov is not None
-        and ev.structure_mask is not None
-        and touches_fov_edge(ev.structure_mask, fov) > 0
-    )
     if crit.kind == "fills_image":
         if plane == "femur":
             return femur_fills_image(

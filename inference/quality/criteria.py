@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+from scipy.spatial import cKDTree
 
 from inference.femur import FemurMeasurement
 from inference.quality.results import CriterionResult, Verdict
@@ -106,10 +107,10 @@ def mask_bbox(mask: NDArray | None) -> list[int] | None:
     """[x0, y0, x1, y1] (inclusive, px) of a mask's non-zero pixels, or None when empty/absent."""
     if mask is None:
         return None
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    x, y, w, h = cv2.boundingRect((np.asarray(mask) > 0).astype(np.uint8))
+    if w == 0 or h == 0:
         return None
-    return [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+    return [x, y, x + w - 1, y + h - 1]
 
 
 # --- structure visible / not visible ----------------------------------------------------------
@@ -323,14 +324,16 @@ def paired_symmetry(
     n = np.array([-d[1], d[0]])
     # The two largest regions are the pair (an asymmetric cut can push one across the axis, so
     # regions, not half-planes, define the sides); a fused pair falls back to the axis split.
+    pm = (np.asarray(pair_mask) > 0).astype(np.uint8)
+    bx, by, bw, bh = cv2.boundingRect(pm)  # work on the pair's box: masks are full frames
     _, labels, stats, _ = cv2.connectedComponentsWithStats(
-        (np.asarray(pair_mask) > 0).astype(np.uint8), connectivity=8
+        pm[by : by + bh, bx : bx + bw], connectivity=8
     )
     order = 1 + np.argsort(stats[1:, cv2.CC_STAT_AREA])[::-1]
     regions = []
     for k in order[:2]:
         ys, xs = np.nonzero(labels == k)
-        regions.append(np.stack([xs - cx, ys - cy], axis=1).astype(np.float64))
+        regions.append(np.stack([xs + bx - cx, ys + by - cy], axis=1).astype(np.float64))
     if len(regions) == 2 and np.sign(regions[0].mean(0) @ n) != np.sign(regions[1].mean(0) @ n):
         left, right = sorted(regions, key=lambda r: float(r.mean(0) @ n))
     else:
@@ -380,7 +383,7 @@ def calipers_on_boundary(
     """HC / AC "calipers correctly placed": the caliper ellipse lies on the segmented outer boundary.
 
     ``structure_mask`` is the filled head (to the outer skull border) or abdomen (to the skin line).
-    Distance measured both ways: ellipse samples → mask contour (distance transform) and contour →
+    Distance measured both ways: ellipse samples → nearest mask-contour pixel, and contour →
     ellipse; parts on the image or field-of-view edge are ignored (the boundary there is the
     picture's). Met when the mean of both ≤ max(``caliper_ellipse_min_px``, ``caliper_ellipse`` ·
     √(ab)). An ellipse on the inner skull border sits a skull thickness (≈ 6–9 % of the radius)
@@ -399,9 +402,6 @@ def calipers_on_boundary(
     if fov is not None:
         valid &= cv2.erode((np.asarray(fov) > 0).astype(np.uint8), np.ones((5, 5), np.uint8))
     cont_ok = contour[valid[contour[:, 1], contour[:, 0]] > 0]
-    ring = np.ones((h, w), np.uint8)
-    ring[contour[:, 1], contour[:, 0]] = 0
-    dist = cv2.distanceTransform(ring, cv2.DIST_L2, 5)
     pts = _ellipse_points(ellipse)
     xi, yi = np.round(pts[:, 0]).astype(int), np.round(pts[:, 1]).astype(int)
     inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
@@ -412,7 +412,7 @@ def calipers_on_boundary(
             "most of the ellipse or boundary lies outside the usable field of view",
             ellipse_usable_fraction=float(inside.mean()),
         )
-    d_fwd = dist[yi[inside], xi[inside]]
+    d_fwd, _ = cKDTree(contour.astype(np.float64)).query(pts[inside])
     # contour → ellipse: radial distance via the ellipse's normalised radius (good for b/a > 0.5)
     c, s = math.cos(ellipse.angle), math.sin(ellipse.angle)
     dx, dy = cont_ok[:, 0] - ellipse.cx, cont_ok[:, 1] - ellipse.cy
