@@ -256,6 +256,8 @@ def _ingest_spooled(
     image_index: int | None,
 ) -> IngestResult:
     common = {"route": route, "user": user, "peer": peer, "batch_id": batch_id}
+    if size == 0:
+        return _reject(file_name, "the file is empty", size=size, **common)
     kind = _sniff(tmp)
     converted_from = ""
     if kind in ("png", "jpeg"):
