@@ -12,7 +12,10 @@ Prints milliseconds per call, measured here (median and 95th percentile over rep
 Target (issue 6): all measurement + quality for one frame ≤ 200 ms on 2 CPU cores. Model inference
 (segmentation) is not included: it belongs to the models' own benchmarks.
 
-Usage: ``python bench/bench_biometry.py [--repeats N]``
+It also prints phantom figures (labelled as such): agreement of the criteria with the generator's
+truth flags, and AC / FL from the phantom's exact masks against its truth.
+
+Usage: ``python bench/bench_biometry.py [--repeats N] [--phantom-frames N]``
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cv2
+import numpy as np
 
 from inference.abdomen import measure_abdomen
 from inference.biometry import compute_all
 from inference.femur import measure_femur
 from inference.geometry import Ellipse
 from inference.phantom.generator import make_frame
-from inference.quality import PlaneEvidence, assess_plane, estimate_field_of_view
+from inference.quality import PlaneEvidence, PlaneQuality, assess_plane, estimate_field_of_view
+from inference.quality.criteria import touches_fov_edge
 
 TAXONOMY = {"head": "fetal_brain", "abdomen": "fetal_abdomen", "femur": "fetal_femur"}
 STRUCTURES = {
@@ -55,8 +60,9 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return statistics.median(runs), runs[min(len(runs) - 1, int(0.95 * len(runs)))]
 
 
-def frame_pipeline(frame, plane: str) -> Callable[[], object]:
-    """FOV from the image + geometry from the mask + all criteria: what runs per frame."""
+def frame_pipeline(frame, plane: str, fov: np.ndarray | None = None) -> Callable[[], PlaneQuality]:
+    """FOV from the image (unless given) + geometry from the mask + all criteria, per frame."""
+    given_fov = fov
     mask = frame.masks[plane]
     detections = {
         s: (0.95 if s in frame.masks and frame.masks[s].any() else 0.05)
@@ -64,8 +70,8 @@ def frame_pipeline(frame, plane: str) -> Callable[[], object]:
     }
     extra = {k: frame.masks[k] for k in ("thalami", "ribs", "spine") if k in frame.masks}
 
-    def run() -> object:
-        fov = estimate_field_of_view(frame.image)
+    def run() -> PlaneQuality:
+        fov = estimate_field_of_view(frame.image) if given_fov is None else given_fov
         if plane == "femur":
             femur = measure_femur(mask, frame.pixel_mm)
             ev = PlaneEvidence(
@@ -85,9 +91,103 @@ def frame_pipeline(frame, plane: str) -> Callable[[], object]:
     return run
 
 
+TRUTH = {  # rubric key -> the phantom generator's truth flag
+    "head.symmetric": "symmetric",
+    "head.thalami_visible": "thalami_visible",
+    "head.cavum_septi_pellucidi_visible": "cavum_septi_pellucidi_visible",
+    "head.cerebellum_not_visible": "cerebellum_not_visible",
+    "head.fills_30pct": "head_over_30pct",
+    "abdomen.symmetric": "symmetric",
+    "abdomen.stomach_visible": "stomach_visible",
+    "abdomen.umbilical_vein_portal_sinus_visible": "umbilical_vein_visible",
+    "abdomen.kidneys_not_visible": "kidneys_not_visible",
+    "abdomen.fills_30pct": "abdomen_over_30pct",
+    "femur.both_ends_visible": "both_ends_visible",
+    "femur.angle_below_45": "angle_under_45deg",
+    "femur.fills_30pct": "femur_over_30pct",
+}
+
+
+def phantom_checks(n_frames: int) -> None:
+    """Phantom figures (not accuracy on real images): criteria vs the generator's truth flags with
+    the phantom's exact masks and oracle detections, and AC / FL geometry vs its truth."""
+    rng = np.random.default_rng(0)
+    agree = total = not_assessable = 0
+    for seed in range(n_frames):
+        for plane in ("head", "abdomen", "femur"):
+            if plane == "femur":
+                params = {
+                    "angle_deg": float(rng.choice([10, -20, 60, -70])),
+                    "fill": float(rng.choice([0.2, 0.45])),
+                    "ends_visible": bool(rng.random() < 0.8),
+                }
+            else:
+                flags = (
+                    ("thalami", "csp", "cerebellum")
+                    if plane == "head"
+                    else ("stomach", "umbilical_vein", "kidneys")
+                )
+                params = {
+                    f: bool(rng.random() < (0.3 if f in {"cerebellum", "kidneys"} else 0.8))
+                    for f in flags
+                }
+                params |= {
+                    "asymmetry": float(rng.choice([0.0, 0.0, 0.1, 0.2])),
+                    "fill": float(rng.choice([0.2, 0.4])),
+                }
+            frame = make_frame(TAXONOMY[plane], seed=1000 + seed, **params)
+            if plane == "femur" and not frame.masks["femur"].any():
+                not_assessable += 3
+                continue
+            quality = frame_pipeline(frame, plane, fov=frame.fov)()
+            for r in quality.results:
+                if r.key not in TRUTH:
+                    continue
+                if r.verdict.value == "not_assessable":
+                    not_assessable += 1
+                    continue
+                total += 1
+                agree += (r.verdict.value == "met") == frame.criteria[TRUTH[r.key]]
+    print(
+        f"phantom criteria vs generator truth: {agree}/{total} assessable agree "
+        f"({agree / max(total, 1):.1%}); {not_assessable} not assessable "
+        f"({3 * n_frames} frames, exact masks, oracle detections)"
+    )
+    ac_err, fl_err, fl_tip, cut = [], [], [], 0
+    for seed in range(n_frames):
+        f = make_frame("fetal_abdomen", seed=2000 + seed)
+        ac = measure_abdomen(f.masks["abdomen"], f.pixel_mm, fov=f.fov).ac_mm
+        ac_err.append(abs(ac / f.measurements_mm["AC"] - 1))
+        f = make_frame("fetal_femur", seed=2000 + seed, ends_visible=True)
+        if "FL" not in f.measurements_mm or not f.masks["femur"].any():
+            continue
+        if touches_fov_edge(f.masks["femur"], f.fov):  # a tip cut off by the sector edge
+            cut += 1
+            continue
+        fl = measure_femur(f.masks["femur"], f.pixel_mm).length_mm
+        p0, p1 = f.landmarks["femur_points"]
+        length = float(np.hypot(p1[0] - p0[0], p1[1] - p0[1]))
+        tip = (length + 2 * max(1.5, 0.045 * length)) * f.pixel_mm  # capsule tip to tip
+        fl_err.append(abs(fl / f.measurements_mm["FL"] - 1))
+        fl_tip.append(abs(fl / tip - 1))
+    print(
+        f"phantom AC from the exact mask vs truth: mean |error| {np.mean(ac_err):.2%}, "
+        f"max {np.max(ac_err):.2%} ({len(ac_err)} frames)"
+    )
+    print(
+        f"phantom FL from the exact mask vs generator FL: mean |error| {np.mean(fl_err):.2%}; vs "
+        f"the mask's tip-to-tip length: mean {np.mean(fl_tip):.2%}, max {np.max(fl_tip):.2%} "
+        f"({len(fl_tip)} frames; {cut} more had the bone cut by the sector edge and were left out; "
+        "the generator's FL omits the capsule's rounded ends)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument(
+        "--phantom-frames", type=int, default=40, help="frames per plane for the phantom figures"
+    )
     args = parser.parse_args(argv)
 
     print(
@@ -123,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"median {statistics.median(medians):6.1f} ms  p95 {max(p95s):6.1f} ms"
             )
     print(f"worst p95 per frame: {worst:.1f} ms (target <= 200 ms)")
+    if args.phantom_frames:
+        phantom_checks(args.phantom_frames)
     return 0
 
 

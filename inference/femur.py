@@ -70,6 +70,8 @@ class FemurMeasurement:
             "elongation": round(self.elongation, 2),
             "excluded_px": self.excluded_px,
             "convention": "ends of the ossified diaphysis, epiphysis and specular spikes excluded",
+            "validation": "geometry tested on synthetic shapes and phantom masks only; "
+            "not validated on real images",
         }
 
 
