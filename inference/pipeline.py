@@ -520,6 +520,7 @@ class FrameMeasurements:
     measurements: list[Measurement] = field(default_factory=list)
     segmentations: list[Segmentation] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
+    ellipse: Any = None  # inference.geometry.Ellipse of the outer skull (px)
 
 
 def _length_mm(p0: Sequence[float], p1: Sequence[float], cal: PixelCalibration) -> float:
@@ -638,7 +639,7 @@ def measure_head_frame(
     if lengths["BPD"] is not None and lengths["OFD"] is not None:
         ci.value_mm = round(100.0 * lengths["BPD"] / lengths["OFD"], 3)
     out.append(ci)
-    return FrameMeasurements(True, "", conf, out, segs, evidence)
+    return FrameMeasurements(True, "", conf, out, segs, evidence, e)
 
 
 # --------------------------------------------------------------------------------------------
@@ -657,79 +658,51 @@ def assess_quality(
     view_key: str,
     frame: NDArray | None,
     *,
-    planes: FramePlanes | None = None,
     head: FrameMeasurements | None = None,
+    fov: NDArray | None = None,
 ) -> Any:
-    """Salomon 2006 criteria for the chosen frame of a biometry view (a ``PlaneQuality``), or None.
+    """Salomon 2006 criteria on a view's chosen frame (a ``PlaneQuality``), or None for views
+    without a rubric.
 
-    Judged from evidence the pipeline has: the head ellipse's share of the field of view
-    (fills > 30 %), the head model's confidence (calipers on the outer skull), the brain
-    sub-plane probability of the cerebellar plane (cerebellum not visible). Every other criterion
-    is ``not_assessable`` with the reason, so the score is never made up.
+    Evidence: the frame (field of view estimated from it unless ``fov`` is given) and, for the
+    head, the filled skull mask and the fitted ellipse. Criteria needing a detector the project
+    does not have yet (thalami, stomach, …) come out ``not_assessable`` with the reason.
     """
-    from inference.quality.fov import estimate_field_of_view
+    from inference.quality.assess import PlaneEvidence, assess_plane
     from inference.quality.results import CriterionResult, Verdict, score_plane
     from inference.quality.rubric import rubric_for
 
     plane = rubric_plane(view_key)
     if plane is None:
         return None
-    rubric = rubric_for(plane)
-    judged: dict[str, CriterionResult] = {}
     if frame is None:
+        rubric = rubric_for(plane)
         return score_plane(
             rubric,
             [
                 CriterionResult(
-                    c.key, Verdict.NOT_ASSESSABLE, rationale="no frame chosen for the view"
+                    c.key, Verdict.NOT_ASSESSABLE, rationale="no frame was found for this view"
                 )
                 for c in rubric.criteria
             ],
         )
-    fov_px = None
-    try:
-        fov_px = int(estimate_field_of_view(frame).sum())
-    except ValueError:
-        fov_px = None
-    if plane == "head":
-        if head is not None and head.found:
-            hc = next(m for m in head.measurements if m.kind == "HC")
-            area = math.pi * hc.geometry_px["a"] * hc.geometry_px["b"]
-            if fov_px:
-                frac = area / fov_px
-                judged["head.fills_30pct"] = CriterionResult(
-                    "head.fills_30pct",
-                    Verdict.MET if frac > 0.30 else Verdict.NOT_MET,
-                    {"head_area_px": area, "field_of_view_px": fov_px, "fraction": frac},
-                    "area of the fitted skull ellipse over the estimated field of view",
-                )
-            judged["head.calipers_outer_skull"] = CriterionResult(
-                "head.calipers_outer_skull",
-                Verdict.MET if head.confidence >= HEAD_OPTIMAL_CONFIDENCE else Verdict.NOT_MET,
-                {
-                    "confidence": head.confidence,
-                    "threshold": HEAD_OPTIMAL_CONFIDENCE,
-                    **head.evidence,
-                },
-                "ellipse fitted to the segmented outer skull border; confidence of the fit",
-            )
-        if planes is not None and not planes.failed and planes.brain_probs:
-            p_cb = planes.brain_probs.get("trans_cerebellar", 0.0)
-            if p_cb <= 0.2 or p_cb >= 0.5:
-                judged["head.cerebellum_not_visible"] = CriterionResult(
-                    "head.cerebellum_not_visible",
-                    Verdict.MET if p_cb <= 0.2 else Verdict.NOT_MET,
-                    {"p_trans_cerebellar": p_cb},
-                    "classifier probability that the frame is the trans-cerebellar plane",
-                )
-    results = [
-        judged.get(c.key)
-        or CriterionResult(
-            c.key, Verdict.NOT_ASSESSABLE, rationale="no model judges this criterion yet"
-        )
-        for c in rubric.criteria
-    ]
-    return score_plane(rubric, results)
+    evidence: dict[str, Any] = {"image": frame, "fov": fov}
+    if plane == "head" and head is not None and head.found and head.ellipse is not None:
+        skull = next((s for s in head.segmentations if s.structure == "skull"), None)
+        evidence["ellipse"] = head.ellipse
+        evidence["structure_mask"] = fill_holes(skull.mask) if skull is not None else None
+    return assess_plane(plane, PlaneEvidence(**evidence))
+
+
+def fill_holes(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The mask with every enclosed hole filled (a skull ring → the whole head section)."""
+    import cv2
+
+    m = np.ascontiguousarray(mask.astype(np.uint8))
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    out = np.zeros_like(m)
+    cv2.drawContours(out, contours, -1, 1, thickness=-1)
+    return out.astype(bool)
 
 
 # --------------------------------------------------------------------------------------------
@@ -927,10 +900,7 @@ def analyse_frames(
         if rubric_plane(v) is None:
             continue
         fr = frames[choice.frame - 1] if choice.frame is not None else None
-        fp = per_frame[choice.frame - 1] if choice.frame is not None else None
-        quality[v] = assess_quality(
-            v, fr, planes=fp, head=head_fm if v == "head_trans_thalamic" else None
-        )
+        quality[v] = assess_quality(v, fr, head=head_fm if v == "head_trans_thalamic" else None)
     measurements = head_fm.measurements if head_fm is not None else []
     derived, not_computed = derive_biometry(measurements, ga_days=ga_days)
     return PipelineResult(

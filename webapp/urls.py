@@ -10,5 +10,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("webapp.accounts.urls")),
     path("", include("webapp.exams.urls")),
+    path("", include("webapp.analysis.urls")),
+    path("review/", include("webapp.review.urls")),
     path("", include("webapp.core.urls")),
 ]

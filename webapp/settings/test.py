@@ -42,3 +42,6 @@ STORAGES = {
 CELERY_TASK_ALWAYS_EAGER = False
 STATIC_ROOT = VAR_DIR / "test-staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request otherwise
+# Test-only fault hooks of the analysis pipeline (webapp.analysis.runtime.fault_frames): inert
+# unless a test worker is started with SONOREVIEW_ANALYSIS_FAULT_FRAMES / _SLOW_BATCH set.
+ANALYSIS_DEBUG_FAULTS = True

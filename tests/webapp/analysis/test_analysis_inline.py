@@ -1,0 +1,215 @@
+"""The analysis steps in this process (no worker): rows written, idempotence, progress, retry.
+
+Exams are phantom cines stored through the real ingest service (queue=False: these tests run
+the steps themselves). The plane classifier is a seeded untrained network (see conftest), so the
+tests assert the mechanics (one row per frame, replacement instead of duplication, model
+versions, status machine, JSON shapes), not accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from webapp.analysis import services
+from webapp.analysis.models import (
+    AnalysisBatch,
+    AnalysisRun,
+    BestFrameFinding,
+    FramePlaneFinding,
+    ModelVersion,
+    QualityFinding,
+    RunStatus,
+)
+from webapp.exams.models import ExamStatus
+
+pytestmark = pytest.mark.django_db
+
+
+def _analyse(study, **kwargs) -> AnalysisRun:
+    run = services.request_analysis(study_id=study.pk, trigger="test", dispatch=False, **kwargs)
+    assert run is not None
+    return services.run_inline(run_id=run.pk)
+
+
+def test_inline_run_stores_one_plane_finding_per_frame_and_every_view(
+    phantom_exam, plane_weights
+) -> None:
+    study = phantom_exam(seed=11, frames=30, queue=False)
+    assert study.status == ExamStatus.RECEIVED
+
+    run = _analyse(study)
+
+    study.refresh_from_db()
+    assert run.status == RunStatus.DONE
+    assert study.status == ExamStatus.READY_FOR_REVIEW
+    assert (run.frames_total, run.frames_done, run.frames_failed) == (30, 30, 0)
+    frames = FramePlaneFinding.objects.filter(run=run)
+    assert sorted(frames.values_list("frame_number", flat=True)) == list(range(1, 31))
+    first = frames.get(frame_number=1)
+    assert set(first.probabilities["planes"]) == {
+        "fetal_abdomen",
+        "fetal_brain",
+        "fetal_femur",
+        "fetal_thorax",
+        "maternal_cervix",
+        "other",
+    }
+    assert abs(sum(first.probabilities["planes"].values()) - 1.0) < 1e-4
+    assert first.model_version.name == "planes-classifier"
+    assert first.model_version.version == "test-untrained-seed0"
+    best = dict(BestFrameFinding.objects.filter(run=run).values_list("view_key", "flag"))
+    assert set(best) == {"head_trans_thalamic", "abdomen_ac", "femur_fl"}
+    # Quality criteria exist for every biometry view, judged or explicitly not assessable.
+    assert QualityFinding.objects.filter(run=run, view_key="femur_fl").count() == 4
+    assert QualityFinding.objects.filter(run=run, view_key="head_trans_thalamic").count() == 6
+    names = set(run.model_versions.values_list("name", flat=True))
+    assert "planes-classifier" in names
+    assert "abdomen-segmentation" in run.notes["models_unavailable"]
+
+
+def test_rerunning_a_batch_replaces_its_findings_instead_of_duplicating(
+    phantom_exam, plane_weights
+) -> None:
+    study = phantom_exam(seed=12, frames=30, queue=False)
+    run = services.request_analysis(study_id=study.pk, dispatch=False)
+    services.start_run(run_id=run.pk, dispatch=False)
+    batch = AnalysisBatch.objects.filter(run=run).order_by("first_frame").first()
+    assert services.analyse_batch(batch_id=batch.pk, dispatch=False) == "done"
+    before = list(
+        FramePlaneFinding.objects.filter(run=run).values_list("frame_number", "probabilities")
+    )
+    # A redelivered message for a finished batch is a no-op; a forced repeat replaces the rows.
+    assert services.analyse_batch(batch_id=batch.pk, dispatch=False) == "already done"
+    AnalysisBatch.objects.filter(pk=batch.pk).update(status=AnalysisBatch.Status.PENDING)
+    assert services.analyse_batch(batch_id=batch.pk, dispatch=False) == "done"
+    after = list(
+        FramePlaneFinding.objects.filter(run=run).values_list("frame_number", "probabilities")
+    )
+    assert after == before
+    assert len(after) == batch.size
+    run.refresh_from_db()
+    assert run.frames_done == batch.size
+    assert AnalysisBatch.objects.get(pk=batch.pk).attempts == 2
+
+
+def test_reanalysis_keeps_the_earlier_run_and_its_findings(phantom_exam, plane_weights) -> None:
+    study = phantom_exam(seed=13, frames=30, queue=False)
+    first = _analyse(study)
+    second = _analyse(study, force=True)
+    assert first.pk != second.pk
+    assert FramePlaneFinding.objects.filter(run=first).count() == 30
+    assert FramePlaneFinding.objects.filter(run=second).count() == 30
+    # The same weights are one ModelVersion row, shared by both runs.
+    assert ModelVersion.objects.filter(name="planes-classifier").count() == 1
+    study.refresh_from_db()
+    assert study.status == ExamStatus.READY_FOR_REVIEW
+
+
+def test_progress_json_and_retry_of_a_failed_exam(phantom_exam, plane_weights, client_as) -> None:
+    study = phantom_exam(seed=14, frames=30, queue=False)
+    run = services.request_analysis(study_id=study.pk, dispatch=False)
+    services.start_run(run_id=run.pk, dispatch=False)
+    batch = AnalysisBatch.objects.filter(run=run).order_by("first_frame").first()
+    services.analyse_batch(batch_id=batch.pk, dispatch=False)
+    client = client_as("obstetrician")
+
+    data = client.get(reverse("analysis:progress", args=[study.pk])).json()
+    assert data["status"] == "analysing"
+    assert data["run"]["frames_done"] == batch.size
+    assert data["run"]["frames_total"] == 30
+    assert data["run"]["stage"] == "classifying"
+    assert data["can_retry"] is False
+
+    services.fail_run(run_id=run.pk, reason="the worker ran out of memory")
+    data = client.get(reverse("analysis:progress", args=[study.pk])).json()
+    assert data["status"] == "failed"
+    assert data["failure_reason"] == "analysis failed: the worker ran out of memory"
+    assert data["can_retry"] is True
+
+    response = client.post(
+        reverse("analysis:retry", args=[study.pk]), HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["run"]["id"] == body["run_id"] != run.pk
+    assert AnalysisRun.objects.get(pk=run.pk).status == RunStatus.FAILED  # kept
+    # Retrying an exam that is not failed is refused with a reason.
+    again = client.post(reverse("analysis:retry", args=[study.pk]), HTTP_ACCEPT="application/json")
+    assert again.status_code == 409
+    assert "only a failed exam can be retried" in again.json()["error"]
+
+
+def test_progress_of_many_exams_and_access_rules(phantom_exam, plane_weights, client_as) -> None:
+    study = phantom_exam(seed=15, frames=30, queue=False)
+    _analyse(study)
+    client = client_as("supervisor")
+    many = client.get(reverse("analysis:progress_many"), {"ids": f"{study.pk},999999"}).json()
+    assert list(many["exams"]) == [str(study.pk)]
+    assert many["exams"][str(study.pk)]["status"] == "ready_for_review"
+    bad = client.get(reverse("analysis:progress_many"), {"ids": "1,x"})
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "ids must be whole numbers separated by commas"
+    # A supervisor may read but not retry; a sonographer sees only their own exams.
+    denied = client.post(reverse("analysis:retry", args=[study.pk]))
+    assert denied.status_code == 403
+    other = client_as("sonographer")
+    assert other.get(reverse("analysis:progress", args=[study.pk])).status_code == 404
+    client.logout()
+    assert client.get(reverse("analysis:progress", args=[study.pk])).status_code == 401
+
+
+def test_completeness_lists_found_missing_and_views_no_model_recognises(
+    phantom_exam, plane_weights, client_as
+) -> None:
+    study = phantom_exam(seed=16, frames=30, queue=False)
+    _analyse(study)
+    client = client_as("obstetrician")
+    bio = client.get(reverse("analysis:completeness", args=[study.pk])).json()
+    assert bio["protocol"] == "biometry"
+    assert bio["required"] == 3
+    assert [v["view_key"] for v in bio["views"]] == [
+        "head_trans_thalamic",
+        "abdomen_ac",
+        "femur_fl",
+    ]
+    flags = dict(
+        BestFrameFinding.objects.filter(run_id=bio["run_id"]).values_list("view_key", "flag")
+    )
+    expected = {v: ("missing" if f == "absent" else f) for v, f in flags.items()}
+    assert {v["view_key"]: v["status"] for v in bio["views"]} == expected
+    mid = client.get(
+        reverse("analysis:completeness", args=[study.pk]), {"protocol": "mid_trimester"}
+    ).json()
+    assert mid["required"] == 13
+    assert set(mid["needs_person"]) == {
+        "face_lips",
+        "face_profile",
+        "heart_lvot",
+        "heart_rvot",
+        "heart_3vt",
+        "kidneys",
+        "spine_sagittal",
+    }
+    assert mid["complete"] is False
+    bad = client.get(reverse("analysis:completeness", args=[study.pk]), {"protocol": "nope"})
+    assert bad.status_code == 400
+    assert "unknown protocol 'nope'" in bad.json()["error"]
+
+
+def test_analyse_exam_command_inline_prints_a_progress_bar(phantom_exam, plane_weights) -> None:
+    study = phantom_exam(seed=17, frames=30, queue=False)
+    out = StringIO()
+    call_command("analyse_exam", str(study.pk), "--inline", stdout=out)
+    text = out.getvalue()
+    assert "[" + "#" * 30 + "]    30/30 frames" in text
+    assert f"exam {study.pk}: ready for review in" in text
+    assert "planes found" in text
+    run = AnalysisRun.objects.get(study=study)
+    assert run.trigger == "command"
+    assert json.dumps(run.notes)  # JSON-serialisable notes
