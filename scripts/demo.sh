@@ -53,7 +53,10 @@ if "$VENV_BIN/python" -c "import importlib.util, sys; sys.exit(importlib.util.fi
   if [ -n "$ingest" ]; then
     uploader=()
     if manage help "$ingest" | grep -q -- "--user"; then uploader=(--user sono); fi
-    manage "$ingest" var/demo-dicom "${uploader[@]}" || echo "note: '$ingest var/demo-dicom' failed; the site runs without demo exams"
+    # Only the exam folders: the phantom's manifest.json (its ground truth) is not an exam.
+    mapfile -t exam_dirs < <(find var/demo-dicom -mindepth 1 -maxdepth 1 -type d | sort)
+    manage "$ingest" "${exam_dirs[@]}" "${uploader[@]}" \
+      || echo "note: '$ingest' reported problems (above); the site runs with what was stored"
   else
     echo "note: no ingest command yet (webapp/exams); demo DICOM written to var/demo-dicom, not loaded"
   fi
