@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/", include("webapp.accounts.urls")),
     path("", include("webapp.exams.urls")),
     path("", include("webapp.analysis.urls")),
+    path("review/", include("webapp.review.urls")),
     path("", include("webapp.core.urls")),
 ]

@@ -111,9 +111,13 @@ def analysed_exam(make_exam: Callable[..., Any], phantom_frames: list[Any]) -> C
             .prefetch_related("us_regions")
         )
         run = AnalysisRun.objects.create(
-            study=study, status=RunStatus.DONE, stage="done", protocol="biometry",
-            frames_total=3, frames_done=3,
-        )  # fmt: skip
+            study=study,
+            status=RunStatus.DONE,
+            stage="done",
+            protocol="biometry",
+            frames_total=3,
+            frames_done=3,
+        )
         for view, inst, flag in zip(
             ("head_trans_thalamic", "abdomen_ac", "femur_fl"),
             instances,
@@ -126,31 +130,62 @@ def analysed_exam(make_exam: Callable[..., Any], phantom_frames: list[Any]) -> C
         head, femur = phantom_frames[0].landmarks, phantom_frames[2].landmarks
         e = head["head"]
         specs = [
-            (instances[0], "HC", {"type": "ellipse", "cx": e.cx, "cy": e.cy, "a": e.a, "b": e.b,
-                                  "angle": e.angle}),
-            (instances[0], "BPD", {"type": "line", "points": [list(p) for p in head["bpd_points"]]}),
-            (instances[0], "OFD", {"type": "line", "points": [list(p) for p in head["ofd_points"]]}),
-            (instances[2], "FL", {"type": "line", "points": [list(p) for p in femur["femur_points"]]}),
-        ]  # fmt: skip
+            (
+                instances[0],
+                "HC",
+                {"type": "ellipse", "cx": e.cx, "cy": e.cy, "a": e.a, "b": e.b, "angle": e.angle},
+            ),
+            (
+                instances[0],
+                "BPD",
+                {"type": "line", "points": [list(p) for p in head["bpd_points"]]},
+            ),
+            (
+                instances[0],
+                "OFD",
+                {"type": "line", "points": [list(p) for p in head["ofd_points"]]},
+            ),
+            (
+                instances[2],
+                "FL",
+                {"type": "line", "points": [list(p) for p in femur["femur_points"]]},
+            ),
+        ]
         for inst, kind, geometry in specs:
             m = measure(instance=inst, frame_number=1, kind=kind, geometry_px=geometry)
             MeasurementFinding.objects.create(
-                run=run, instance=inst, frame_number=1, kind=kind, geometry_px=m.geometry_px,
-                geometry_mm=m.geometry_mm, value_px=m.value_px, value_mm=m.value_mm,
+                run=run,
+                instance=inst,
+                frame_number=1,
+                kind=kind,
+                geometry_px=m.geometry_px,
+                geometry_mm=m.geometry_mm,
+                value_px=m.value_px,
+                value_mm=m.value_mm,
                 calibration_source="us_regions" if m.calibration else "",
                 mm_per_pixel_x=m.calibration["mm_per_px"][0] if m.calibration else None,
                 mm_per_pixel_y=m.calibration["mm_per_px"][1] if m.calibration else None,
-                convention="outer-to-outer" if kind == "BPD" else "", confidence=0.8,
-            )  # fmt: skip
+                convention="outer-to-outer" if kind == "BPD" else "",
+                confidence=0.8,
+            )
         QualityFinding.objects.create(
-            run=run, view_key="head_trans_thalamic", rubric_plane="head",
-            criterion_key="head_symmetric", verdict="met", instance=instances[0], frame_number=1,
-        )  # fmt: skip
-        QualityFinding.objects.create(
-            run=run, view_key="head_trans_thalamic", rubric_plane="head",
-            criterion_key="cerebellum_not_visible", verdict="not_met", instance=instances[0],
+            run=run,
+            view_key="head_trans_thalamic",
+            rubric_plane="head",
+            criterion_key="head_symmetric",
+            verdict="met",
+            instance=instances[0],
             frame_number=1,
-        )  # fmt: skip
+        )
+        QualityFinding.objects.create(
+            run=run,
+            view_key="head_trans_thalamic",
+            rubric_plane="head",
+            criterion_key="cerebellum_not_visible",
+            verdict="not_met",
+            instance=instances[0],
+            frame_number=1,
+        )
         return study
 
     return factory

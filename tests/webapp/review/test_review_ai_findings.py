@@ -37,9 +37,14 @@ def test_editing_an_ai_measurement_keeps_the_ai_row_and_recomputes(analysed_exam
     before = (hc.value_mm, dict(hc.geometry_px))
     bigger = {**hc.geometry_px, "a": hc.geometry_px["a"] * 1.05}
     d = services.decide_finding(
-        study=study, finding_type="measurement", finding_id=hc.pk, action="edited",
-        version=0, user=dr, geometry_px=bigger,
-    )  # fmt: skip
+        study=study,
+        finding_type="measurement",
+        finding_id=hc.pk,
+        action="edited",
+        version=0,
+        user=dr,
+        geometry_px=bigger,
+    )
     hc.refresh_from_db()
     assert (hc.value_mm, hc.geometry_px) == before  # the AI's proposal is untouched
     assert d.measurement_id == hc.pk
@@ -55,15 +60,25 @@ def test_plane_and_quality_decisions(analysed_exam, dr):
         f for f in findings.ai_findings(study) if f.type == "plane" and f.label == "abdomen_ac"
     )
     d = services.decide_finding(
-        study=study, finding_type="plane", finding_id=plane.id, action="edited", version=0,
-        user=dr, label="femur_fl",
-    )  # fmt: skip
+        study=study,
+        finding_type="plane",
+        finding_id=plane.id,
+        action="edited",
+        version=0,
+        user=dr,
+        label="femur_fl",
+    )
     assert d.best_frame_id == plane.id and d.edited_label == "femur_fl"
     with pytest.raises(services.ReviewError, match="needs label"):
         services.decide_finding(
-            study=study, finding_type="plane", finding_id=plane.id, action="edited", version=1,
-            user=dr, label="nonsense",
-        )  # fmt: skip
+            study=study,
+            finding_type="plane",
+            finding_id=plane.id,
+            action="edited",
+            version=1,
+            user=dr,
+            label="nonsense",
+        )
     q = next(f for f in findings.ai_findings(study) if f.type == "quality")
     d = services.decide_finding(
         study=study, finding_type="quality", finding_id=q.id, action="rejected", version=0, user=dr
@@ -71,9 +86,13 @@ def test_plane_and_quality_decisions(analysed_exam, dr):
     assert d.quality_id == q.id
     with pytest.raises(services.NotFound):
         services.decide_finding(
-            study=study, finding_type="quality", finding_id=999999, action="accepted", version=0,
+            study=study,
+            finding_type="quality",
+            finding_id=999999,
+            action="accepted",
+            version=0,
             user=dr,
-        )  # fmt: skip
+        )
 
 
 def test_a_finding_of_another_exam_is_not_found(analysed_exam, dr):
@@ -81,18 +100,26 @@ def test_a_finding_of_another_exam_is_not_found(analysed_exam, dr):
     hc_b = MeasurementFinding.objects.get(run__study=b, kind="HC")
     with pytest.raises(services.NotFound, match="not part of this exam"):
         services.decide_finding(
-            study=a, finding_type="measurement", finding_id=hc_b.pk, action="accepted",
-            version=0, user=dr,
-        )  # fmt: skip
+            study=a,
+            finding_type="measurement",
+            finding_id=hc_b.pk,
+            action="accepted",
+            version=0,
+            user=dr,
+        )
 
 
 def test_database_refuses_a_decision_without_its_finding(analysed_exam, dr):
     study = analysed_exam()
     with pytest.raises(IntegrityError), transaction.atomic():
         FindingDecision.objects.create(
-            study=study, finding_type="measurement", finding_id=1, version=1, action="accepted",
+            study=study,
+            finding_type="measurement",
+            finding_id=1,
+            version=1,
+            action="accepted",
             decided_by=dr,
-        )  # fmt: skip
+        )
 
 
 def test_sign_off_needs_every_measurement_decided(analysed_exam, dr):
@@ -105,9 +132,13 @@ def test_sign_off_needs_every_measurement_decided(analysed_exam, dr):
         )
     for m in MeasurementFinding.objects.filter(run__study=study):
         services.decide_finding(
-            study=study, finding_type="measurement", finding_id=m.pk, action="accepted",
-            version=0, user=dr,
-        )  # fmt: skip
+            study=study,
+            finding_type="measurement",
+            finding_id=m.pk,
+            action="accepted",
+            version=0,
+            user=dr,
+        )
     summary = services.exam_summary(study)
     signoff = services.sign_exam(
         study=study, user=dr, password="pw", expected_hash=services.content_hash(summary)
