@@ -24,6 +24,18 @@ class User(AbstractUser):
     def has_role(self, *roles: str) -> bool:
         return self.is_active and (self.role in roles or self.is_superuser)
 
+    # The admin role is the site's administrator: full rights in the Django admin (users, PACS
+    # nodes, model versions) without also having to be flagged superuser.
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        if self.is_active and self.role == Role.ADMIN:
+            return True
+        return super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        if self.is_active and self.role == Role.ADMIN:
+            return True
+        return super().has_module_perms(app_label)
+
     def save(self, *args: object, **kwargs: object) -> None:
         # Admins manage users, PACS nodes and model versions in the Django admin.
         if self.role == Role.ADMIN:

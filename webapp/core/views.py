@@ -13,6 +13,8 @@ from webapp.accounts.roles import require_role
 from webapp.core.navigation import links_for
 from webapp.core.readiness import probe_all
 
+LOOPBACK = {"127.0.0.1", "::1"}
+
 LANDING_URL_NAMES = {
     Role.SONOGRAPHER: "core:sonographer_home",
     Role.OBSTETRICIAN: "core:obstetrician_home",
@@ -56,13 +58,19 @@ def admin_home(request: HttpRequest) -> HttpResponse:
 def health(request: HttpRequest) -> JsonResponse:
     """Database, broker and worker reachability as JSON: 200 when all answer, else 503.
 
-    Open to anonymous callers (load balancers, compose health checks); details carry no secrets.
+    Open to anonymous callers (load balancers, monitoring). Each part's ``detail`` (which host,
+    which error; never a password) goes only to staff and to callers on the loopback interface.
     """
     probes = probe_all()
     healthy = all(probe.ok for probe in probes)
+    # Details name hosts and databases: for staff and local monitoring only.
+    detailed = request.user.is_staff or request.META.get("REMOTE_ADDR") in LOOPBACK
     body = {
         "status": "ok" if healthy else "unavailable",
         "failing": [probe.name for probe in probes if not probe.ok],
-        **{probe.name: {"ok": probe.ok, "detail": probe.detail} for probe in probes},
+        **{
+            probe.name: {"ok": probe.ok, "detail": probe.detail} if detailed else {"ok": probe.ok}
+            for probe in probes
+        },
     }
     return JsonResponse(body, status=200 if healthy else 503)

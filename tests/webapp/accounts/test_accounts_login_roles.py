@@ -164,3 +164,27 @@ def test_navigation_follows_the_role_and_hides_pages_not_built_yet(client_as) ->
     ]
     for label in pending:  # shown on the landing page as "not available yet", not as a dead link
         assert f"{label} <small>not available yet</small>" in html
+
+
+def test_admin_role_without_superuser_flag_manages_users_in_django_admin(client, make_user):
+    admin_user = make_user("admin", username="ops")
+    assert (admin_user.is_staff, admin_user.is_superuser) == (True, False)
+    client.force_login(admin_user)
+    changelist = client.get("/admin/accounts/user/")
+    assert changelist.status_code == 200
+    assert "ops" in changelist.content.decode()
+    response = client.post(
+        "/admin/accounts/user/add/",
+        {
+            "username": "newdoc",
+            "password1": "Zx9!long-pass",
+            "password2": "Zx9!long-pass",
+            "usable_password": "true",
+            "role": "obstetrician",
+            "is_trainee": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    from webapp.accounts.models import User
+
+    assert User.objects.get(username="newdoc").role == "obstetrician"

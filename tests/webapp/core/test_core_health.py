@@ -64,3 +64,20 @@ def test_health_in_demo_mode_reports_in_process_worker(client, settings) -> None
 
 def test_health_refuses_post(client) -> None:
     assert client.post("/health/").status_code == 405
+
+
+@pytest.mark.django_db
+def test_health_details_only_for_loopback_and_staff(client, settings, closed_port, make_user):
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{closed_port}/14"
+    remote = client.get("/health/", REMOTE_ADDR="203.0.113.9")
+    assert remote.status_code == 503
+    assert remote.json() == {
+        "status": "unavailable",
+        "failing": ["broker", "worker"],
+        "database": {"ok": True},
+        "broker": {"ok": False},
+        "worker": {"ok": False},
+    }
+    client.force_login(make_user("admin"))
+    staff = client.get("/health/", REMOTE_ADDR="203.0.113.9").json()
+    assert "Connection refused" in staff["broker"]["detail"]
