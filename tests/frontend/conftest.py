@@ -6,7 +6,7 @@
   serves the BUILT bundle from static/viewer under /static/viewer/, forwards /dicom-web/ to
   Orthanc, answers /broken-dicom-web/ with Orthanc's metadata but HTTP 500 for every frame (a
   load failure that must not be silent), and serves JSON fixtures registered by tests.
-- ``browser`` (session) / ``page``: headless Debian Chromium driven by Playwright for Python.
+- ``browser`` (module) / ``page``: headless Debian Chromium driven by Playwright for Python.
 
 These tests exercise the committed bundle; rebuild it with ``make viewer`` (or
 ``cd frontend && npm ci && npm run build``) after changing frontend/src.
@@ -27,22 +27,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from viewer_support import BUNDLE_DIR, OrthancServer, ViewerSite, _Site, free_port, us_file
+from viewer_support import (
+    BUNDLE_DIR,
+    OrthancServer,
+    ViewerSite,
+    _Site,
+    free_port,
+    launch_chromium,
+    us_file,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "artifacts" / "frontend"
 ORTHANC_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 # name -> pydicom test file (all shipped in wheels, never downloaded)
 US_FILES = {
     # 30 frames, JPEG baseline YBR_FULL_422, 320x240, Frame Time 33.333 ms, US regions
@@ -122,20 +119,13 @@ def viewer_site(viewer_orthanc: OrthancServer) -> Iterator[ViewerSite]:
         server.server_close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    """Module-scoped on purpose: Playwright's sync API keeps an asyncio loop running in the main
+    thread, and Django refuses ORM calls while one runs (SynchronousOnlyOperation), so the
+    browser must be gone before other modules' database tests run."""
+    with launch_chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -3,7 +3,10 @@ same-origin site that serves the bundle and forwards DICOMweb (see conftest.py).
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import http.client
+import io
 import json
 import mimetypes
 import socket
@@ -14,10 +17,38 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLE_DIR = REPO_ROOT / "static" / "viewer"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def launch_chromium():
+    """Headless Debian Chromium through Playwright for Python (never `playwright install`)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def free_port() -> int:
@@ -174,3 +205,85 @@ class ViewerSite:
     def harness_url(self, inst: UsInstance, *, root: str = "/dicom-web", **params: object) -> str:
         query = {"root": root, "study": inst.study, "series": inst.series, **params}
         return f"{self.url}/static/viewer/harness.html?{urlencode(query)}"
+
+
+# ------------------------------------------------------------------ browser-side helpers
+
+READY_TIMEOUT_MS = 30_000
+
+
+def open_viewer(
+    page, site: ViewerSite | None, inst: UsInstance, *, url: str | None = None, **params
+) -> dict:
+    """Load the harness for `inst` (or `url`); wait for onReady or onError; return the first such event."""
+    page.goto(url or site.harness_url(inst, **params))
+    page.wait_for_function(
+        "() => (window.viewerEvents || []).some(e => e.type === 'ready' || e.type === 'error')",
+        timeout=READY_TIMEOUT_MS,
+    )
+    return page.evaluate(
+        "() => window.viewerEvents.find(e => e.type === 'ready' || e.type === 'error')"
+    )
+
+
+def canvas_pixels(page) -> np.ndarray:
+    """The viewport canvas as an (H, W, 4) uint8 array (CPU rendering: a readable 2-D canvas)."""
+    data = page.evaluate(
+        """() => {
+        const c = window.viewer.getCanvas();
+        const ctx = c.getContext('2d');
+        const d = ctx.getImageData(0, 0, c.width, c.height).data;
+        let s = '';
+        for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode.apply(null, d.subarray(i, i + 0x8000));
+        return {w: c.width, h: c.height, b64: btoa(s)};
+    }"""
+    )
+    arr = np.frombuffer(base64.b64decode(data["b64"]), dtype=np.uint8)
+    return arr.reshape(data["h"], data["w"], 4)
+
+
+def screenshot_pixels(page, path=None) -> np.ndarray:
+    """What the user sees in the viewport (canvas + SVG overlays) as (H, W, 3) uint8."""
+    from PIL import Image
+
+    png = page.locator(".srv-viewport").screenshot(path=path)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+def reference_frame(inst: UsInstance, frame_index: int) -> np.ndarray:
+    """pydicom's RGB decoding of one frame, (rows, cols, 3) uint8 (palettes applied)."""
+    import pydicom
+    from pydicom.pixels import apply_color_lut
+
+    ds = pydicom.dcmread(inst.path)
+    arr = ds.pixel_array
+    if inst.frames > 1:
+        arr = arr[frame_index]
+    if ds.PhotometricInterpretation == "PALETTE COLOR":
+        arr = apply_color_lut(arr, ds)
+        if arr.dtype != np.uint8:  # 16-bit LUT entries
+            arr = arr >> 8
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    return arr.astype(np.uint8)
+
+
+def fit_mapping(canvas_w: int, canvas_h: int, cols: int, rows: int):
+    """Expected image-px -> canvas-px map of a freshly fitted stack viewport (independent of the
+    bundle): uniform scale to fit, image centred, pixel centres at integer image coordinates."""
+    s = min(canvas_w / cols, canvas_h / rows)
+    ox = (canvas_w - s * cols) / 2
+    oy = (canvas_h - s * rows) / 2
+    return lambda x, y: (ox + s * (x + 0.5), oy + s * (y + 0.5)), s
+
+
+def sample_correlation(canvas: np.ndarray, ref: np.ndarray, to_canvas, step: int = 7) -> float:
+    rows, cols = ref.shape[:2]
+    a, b = [], []
+    for y in range(3, rows - 3, step):
+        for x in range(3, cols - 3, step):
+            cx, cy = to_canvas(x, y)
+            a.append(canvas[round(cy - 0.5), round(cx - 0.5), :3].astype(float))
+            b.append(ref[y, x, :3].astype(float))
+    a_arr, b_arr = np.array(a).ravel(), np.array(b).ravel()
+    return float(np.corrcoef(a_arr, b_arr)[0, 1])
