@@ -233,6 +233,8 @@ def _render(sc: _Scene, style: dict[str, float]) -> np.ndarray:
     # as a scanner's log compression over a dynamic range of ``dr_db`` would show them.
     db = 20 * np.log10(np.maximum(amp * trans * gain, 1e-6))
     out = echo * style["contrast"] + db / style["dr_db"] + style["offset"]
+    # Electronic noise floor: fluid and shadows are dark but, as on a scanner, not exactly 0.
+    out = np.maximum(out, style["noise_floor"] * amp)
     out = np.clip(out, 0, 1)
     out[~sc.fov] = 0
     return (out * 255 + 0.5).astype(np.uint8)
@@ -246,6 +248,7 @@ def _style(rng: np.random.Generator) -> dict[str, float]:
         "dr_db": float(rng.uniform(40, 65)),
         "contrast": float(rng.uniform(0.85, 1.15)),
         "offset": float(rng.uniform(-0.05, 0.08)),
+        "noise_floor": float(rng.uniform(0.03, 0.07)),
     }
 
 

@@ -95,28 +95,51 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"{path}: not a readable image ({exc})") from exc
 
 
-def fov_bbox(image: np.ndarray, threshold: int = 12) -> tuple[int, int, int, int]:
+def fov_bbox(image: np.ndarray, threshold: int = 3) -> tuple[int, int, int, int]:
     """Bounding box (row0, row1, col0, col1), end-exclusive, of the ultrasound field of view.
 
-    The largest connected non-dark region after an opening that removes thin text and rulers;
-    the whole image when nothing large enough is found (already-cropped images).
+    Bright regions after an opening that removes thin text strokes and rulers; the largest one,
+    grown by every other sizeable region whose convex hull touches its convex hull (fluid and
+    shadows are black and split the field of view into pieces; a text block beside the image does
+    not touch it). The whole image when nothing large enough is found (already-cropped images).
     """
     h, w = image.shape
     small_scale = 256.0 / max(h, w)
-    small = cv2.resize(image, (max(1, round(w * small_scale)), max(1, round(h * small_scale))))
-    mask = (cv2.medianBlur(small, 5) > threshold).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
-    n, _labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n <= 1:
+    sw, sh = max(1, round(w * small_scale)), max(1, round(h * small_scale))
+    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    mask = (cv2.medianBlur(small, 3) > threshold).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    _n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    order = [k for k in np.argsort(-stats[:, cv2.CC_STAT_AREA]) if k != 0]
+    order = [k for k in order if stats[k, cv2.CC_STAT_AREA] >= 0.005 * mask.size]
+    if not order:
         return 0, h, 0, w
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, bw, bh, area = stats[k]
-    if area < 0.1 * mask.size:
+
+    def hull(points: np.ndarray) -> np.ndarray:
+        out = np.zeros_like(mask)
+        pts = cv2.convexHull(points[:, ::-1].astype(np.int32).reshape(-1, 1, 2))
+        cv2.fillConvexPoly(out, pts, 1)
+        return out
+
+    region = hull(np.argwhere(labels == order[0]))
+    pending = order[1:]
+    grown = True
+    while grown and pending:
+        grown = False
+        near = cv2.dilate(region, np.ones((5, 5), np.uint8))
+        for k in list(pending):
+            hk = hull(np.argwhere(labels == k))
+            if (hk & near).any():
+                region = hull(np.argwhere((region | hk) > 0))
+                pending.remove(k)
+                grown = True
+    if region.sum() < 0.05 * mask.size:
         return 0, h, 0, w
+    rows, cols = np.nonzero(region)
     inv = 1.0 / small_scale
-    r0, r1 = int(y * inv), min(h, int(np.ceil((y + bh) * inv)))
-    c0, c1 = int(x * inv), min(w, int(np.ceil((x + bw) * inv)))
+    r0, r1 = int(rows.min() * inv), min(h, int(np.ceil((rows.max() + 1) * inv)))
+    c0, c1 = int(cols.min() * inv), min(w, int(np.ceil((cols.max() + 1) * inv)))
     return r0, r1, c0, c1
 
 
