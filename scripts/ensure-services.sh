@@ -83,6 +83,13 @@ SQL
     -c "SELECT 1" >/dev/null 2>&1 || die "role $TEST_ROLE exists but cannot log in over 127.0.0.1:$PG_PORT (check pg_hba.conf)"
 fi
 
+# Its own database too, so manage.py works against the test server outside pytest.
+if ! PGPASSWORD="$TEST_PASSWORD" psql -qtAX -h 127.0.0.1 -p "$PG_PORT" -U "$TEST_ROLE" -d postgres \
+      -c "SELECT 1 FROM pg_database WHERE datname = '$TEST_ROLE'" 2>/dev/null | grep -qx 1; then
+  PGPASSWORD="$TEST_PASSWORD" createdb -h 127.0.0.1 -p "$PG_PORT" -U "$TEST_ROLE" "$TEST_ROLE" \
+    || die "could not create the database $TEST_ROLE"
+fi
+
 # --- Redis -----------------------------------------------------------------------------------
 redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 if ! redis_ready; then
