@@ -387,9 +387,11 @@ def _inspect_dataset(
             "description": _text(ds, "SeriesDescription", 64),
         },
         instance_number=_int_or_none(ds.get("InstanceNumber")),
-        image_type="\\".join(str(v) for v in (ds.get("ImageType") or []))[:200]
-        if not isinstance(ds.get("ImageType"), str)
-        else str(ds.get("ImageType"))[:200],
+        image_type=clean_text(
+            "\\".join(str(v) for v in (ds.get("ImageType") or []))
+            if not isinstance(ds.get("ImageType"), str)
+            else str(ds.get("ImageType"))
+        )[:200],
         acquisition_datetime=_dt(ds.get("AcquisitionDateTime"))
         or _combine(_da(ds.get("AcquisitionDate")), _tm(ds.get("AcquisitionTime"))),
         dataset=ds,
@@ -522,7 +524,11 @@ def regions_from_dataset(ds: Dataset, frames: int = 1) -> list[Region]:
 
 def _region(item: Dataset, index: int, **frames: int) -> Region:
     def geti(keyword: str) -> int | None:
-        return _int_or_none(item.get(keyword))
+        value = _int_or_none(item.get(keyword))
+        # Coded values (format, type, units) are small; anything else is corrupt, not a code.
+        if value is not None and keyword in _SMALL_CODES and not 0 <= value <= 32767:
+            return None
+        return value
 
     x0, y0, x1, y1 = (
         geti("RegionLocationMinX0"),
@@ -532,6 +538,10 @@ def _region(item: Dataset, index: int, **frames: int) -> Region:
     )
     if None in (x0, y0, x1, y1):
         raise DicomProblem(f"ultrasound region {index + 1} has no complete location (X0/Y0/X1/Y1)")
+    if not (0 <= x0 <= x1 <= MAX_COLUMNS and 0 <= y0 <= y1 <= MAX_ROWS):  # type: ignore[operator]
+        raise DicomProblem(
+            f"ultrasound region {index + 1} has impossible bounds ({x0},{y0})–({x1},{y1})"
+        )
     return Region(
         index=index,
         x0=int(x0),  # type: ignore[arg-type]
@@ -551,6 +561,14 @@ def _region(item: Dataset, index: int, **frames: int) -> Region:
     )
 
 
+_SMALL_CODES = {
+    "RegionSpatialFormat",
+    "RegionDataType",
+    "PhysicalUnitsXDirection",
+    "PhysicalUnitsYDirection",
+}
+
+
 def _pixel_spacing(ds: Dataset) -> tuple[float, float] | None:
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(keyword)
@@ -568,7 +586,12 @@ def _text(ds: Dataset, keyword: str, limit: int) -> str:
     value = ds.get(keyword)
     if value is None:
         return ""
-    return str(value).replace("\x00", "").strip()[:limit]
+    return clean_text(str(value))[:limit]
+
+
+def clean_text(value: str) -> str:
+    """Text safe to store: no NUL or other control characters (PostgreSQL refuses NUL)."""
+    return "".join(ch for ch in value if ch >= " " or ch in "\t").strip()
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -581,9 +604,10 @@ def _float_or_none(value: Any) -> float | None:
 
 def _int_or_none(value: Any) -> int | None:
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return None
+    return number if -(2**31) <= number < 2**31 else None
 
 
 def _da(value: Any) -> date | None:

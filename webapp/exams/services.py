@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import django.dispatch
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.http import HttpRequest
 from pydicom.dataset import Dataset
 
@@ -181,7 +181,7 @@ def ingest_file(
     for bad input: the result says ``rejected`` and why. ``image_study_uid`` groups PNG/JPEG
     images of one batch into one exam (a new one is made if not given).
     """
-    file_name = (file_name or "unnamed")[:500]
+    file_name = dicomio.clean_text(file_name or "unnamed")[:500] or "unnamed"
     try:
         tmp, sha256, size = spool(source)
     except DicomProblem as exc:
@@ -336,6 +336,15 @@ def _ingest_spooled(
                 transaction.on_commit(lambda: queue_analysis(study_id))
     except _ExamLocked as exc:
         return _reject(file_name, str(exc), size=size, **common)
+    except DataError as exc:
+        if moved:
+            final.unlink(missing_ok=True)
+        return _reject(
+            file_name,
+            f"a value in the file cannot be stored ({exc})".split("\n")[0],
+            size=size,
+            **common,
+        )
     except IntegrityError:
         if moved:
             final.unlink(missing_ok=True)
@@ -502,6 +511,7 @@ def _reject(
     batch_id: uuid.UUID | None = None,
     size: int | None = None,
 ) -> IngestResult:
+    file_name, reason = dicomio.clean_text(file_name)[:500], dicomio.clean_text(reason)
     log.warning("rejected %s from %s%s: %s", file_name, route, f" ({peer})" if peer else "", reason)
     IngestEvent.objects.create(
         route=route,

@@ -241,6 +241,7 @@ def storescu(receiver: Receiver, path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
             "storescu",
+            "-v",  # prints the C-STORE response status
             option,
             "-aet",
             "TESTMODALITY",
