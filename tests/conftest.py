@@ -107,6 +107,8 @@ def celery_worker_process(django_db_setup: None) -> Iterator[WorkerProcess]:
     finally:
         _stop(process)
         log_file.close()
+    # Kept (and named in the failure above) only when the worker failed to start.
+    worker.log_path.unlink(missing_ok=True)
 
 
 def _stop(process: subprocess.Popen) -> None:
