@@ -10,23 +10,34 @@ from django.views.decorators.http import require_GET
 
 from webapp.accounts.models import Role
 from webapp.accounts.roles import require_role
-from webapp.core.navigation import links_for
+from webapp.core.navigation import links_for, resolve
 from webapp.core.readiness import probe_all
 
 LOOPBACK = {"127.0.0.1", "::1"}
 
-LANDING_URL_NAMES = {
-    Role.SONOGRAPHER: "core:sonographer_home",
-    Role.OBSTETRICIAN: "core:obstetrician_home",
-    Role.SUPERVISOR: "core:supervisor_home",
-    Role.ADMIN: "core:admin_home",
+# Where each role starts: its real working page once that app is installed, else the
+# placeholder landing page below (which lists the role's pages, built or not yet).
+LANDING_URL_NAMES: dict[str, tuple[str, ...]] = {
+    Role.SONOGRAPHER: ("exams:study_list", "core:sonographer_home"),
+    Role.OBSTETRICIAN: ("review:worklist", "core:obstetrician_home"),
+    Role.SUPERVISOR: ("teaching:grading_queue", "core:supervisor_home"),
+    Role.ADMIN: ("core:admin_home",),
 }
+
+
+def landing_url(role: str) -> str:
+    """The URL a user of ``role`` lands on after signing in."""
+    for name in LANDING_URL_NAMES.get(role, ("core:sonographer_home",)):
+        url = resolve(name)
+        if url is not None:
+            return url
+    return resolve("core:sonographer_home") or "/"
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Send each user to their role's landing page (login lands here)."""
-    return redirect(LANDING_URL_NAMES.get(request.user.role, "core:sonographer_home"))
+    """Send each user to their role's start page (signing in lands here)."""
+    return redirect(landing_url(request.user.role))
 
 
 def _landing(request: HttpRequest, role: str, template: str) -> HttpResponse:

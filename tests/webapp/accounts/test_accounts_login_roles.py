@@ -8,6 +8,7 @@ from django.test import RequestFactory
 from django.views import View
 
 from webapp.accounts.roles import RoleRequiredMixin, require_role
+from webapp.core.views import landing_url
 
 pytestmark = pytest.mark.django_db
 
@@ -34,11 +35,29 @@ def test_login_lands_on_the_role_page(client, make_user, role: str) -> None:
     response = client.post(
         "/accounts/login/", {"username": f"u-{role}", "password": "pw"}, follow=True
     )
-    url, heading = LANDING[role]
+    url = landing_url(role)
     assert response.redirect_chain == [("/", 302), (url, 302)]
+    assert response.status_code == 200
     assert response.request["PATH_INFO"] == url
+
+
+@pytest.mark.parametrize("role", sorted(LANDING))
+def test_role_placeholder_pages(client_as, role: str) -> None:
+    url, heading = LANDING[role]
+    response = client_as(role).get(url)
     assert response.status_code == 200
     assert f"<h1>{heading}</h1>" in response.content.decode()
+
+
+def test_landing_prefers_the_real_working_page_once_it_exists() -> None:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        worklist = reverse("review:worklist")
+    except NoReverseMatch:
+        worklist = "/home/obstetrician/"
+    assert landing_url("obstetrician") == worklist
+    assert landing_url("admin") == "/home/admin/"
 
 
 def test_wrong_password_shows_an_error_and_stays_signed_out(client, make_user) -> None:
