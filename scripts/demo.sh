@@ -88,5 +88,7 @@ else
 fi
 
 say "sonoreview is starting on http://127.0.0.1:$PORT/  (health: /health/, Ctrl-C to stop)"
+# In-process mode runs model inference inside the request that queued it: allow it time.
 "$VENV_BIN/gunicorn" --preload --bind "127.0.0.1:$PORT" --workers 2 --threads 4 \
+  --timeout "$([ -n "${CELERY_BROKER_URL:-}" ] && echo 60 || echo 600)" \
   --access-logfile - --error-logfile - webapp.wsgi:application
