@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import signal
 import socket
@@ -80,13 +82,31 @@ class PhantomFile:
     pixel_mm: float
 
 
+def stable_uid(*parts: object) -> str:
+    """A UID (2.25 form) that depends only on ``parts`` (so a test can name a file's UIDs
+    before writing it; pydicom's ``generate_uid(prefix=None)`` is random whatever the entropy)."""
+    digest = hashlib.sha256("|".join(map(str, ("sonoreview-analysis-test", *parts))).encode())
+    return f"2.25.{int(digest.hexdigest()[:30], 16)}"
+
+
+def phantom_sop_uid(seed: int, frames: int) -> str:
+    return stable_uid(seed, frames, "cine")
+
+
+@pytest.fixture
+def phantom_uid_of() -> Callable[[int, int], str]:
+    """``phantom_uid_of(seed, frames)`` → the SOP Instance UID ``phantom_exam`` will store."""
+    return phantom_sop_uid
+
+
 def write_phantom(folder: Path, *, seed: int, frames: int) -> PhantomFile:
-    from inference.phantom.dicom import ExamIds, phantom_uid, write_us_multiframe
+    from inference.phantom.dicom import ExamIds, write_us_multiframe
     from inference.phantom.sweep import make_sweep
 
     sweep = make_sweep(seed=seed, n_frames=frames, shape=(192, 240))
     ids = ExamIds.for_exam(seed, 1, "analysis test sweep")
-    sop = phantom_uid(seed, 1, "cine", frames)
+    ids = dataclasses.replace(ids, study_uid=stable_uid(seed, frames, "study"))
+    sop = phantom_sop_uid(seed, frames)
     path = write_us_multiframe(
         folder / f"sweep-{seed}-{frames}.dcm",
         sweep.frames,
@@ -94,7 +114,7 @@ def write_phantom(folder: Path, *, seed: int, frames: int) -> PhantomFile:
         pixel_mm=sweep.pixel_mm,
         frame_time_ms=sweep.frame_time_ms,
         ids=ids,
-        series_uid=phantom_uid(seed, 1, "series"),
+        series_uid=stable_uid(seed, frames, "series"),
         sop_uid=sop,
     )
     return PhantomFile(path, ids.study_uid, sop, frames, sweep.pixel_mm)
