@@ -10,7 +10,6 @@ urlpatterns = [
     path("", views.worklist_page, name="worklist"),
     path("signed/", views.signed_page, name="signed"),
     path("next/", views.next_exam, name="next"),
-    path("progress/", views.progress, name="progress"),
     path("audit/", views.audit_page, name="audit"),
     path("exams/<int:pk>/", views.exam_page, name="exam"),
     path("exams/<int:pk>/state", views.state, name="state"),

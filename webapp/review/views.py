@@ -221,14 +221,6 @@ def audit_page(request: HttpRequest) -> HttpResponse:
 # --------------------------------------------------------------------------------------------
 
 
-@require_role(*VIEW_ROLES)
-@require_GET
-def progress(request: HttpRequest) -> HttpResponse:
-    raw = request.GET.get("ids", "")
-    ids = [int(x) for x in raw.split(",") if x.strip().isdigit()][:200]
-    return JsonResponse({"exams": worklist.progress_for(request.user, ids)})
-
-
 @require_GET
 @api(*VIEW_ROLES)
 def state(request: HttpRequest, study: Study) -> HttpResponse:

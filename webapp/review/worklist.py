@@ -172,14 +172,3 @@ def next_for_review(user: Any, *, after: int | None = None) -> Study | None:
     if after is not None:
         studies = studies.exclude(pk=after)
     return studies.order_by("status_changed_at", "id").first()
-
-
-def progress_for(user: Any, study_ids: list[int]) -> dict[str, Any]:
-    """Analysis progress of the given exams the user may see (for polling)."""
-    visible = list(visible_studies(user).filter(pk__in=study_ids).values_list("pk", "status"))
-    runs = latest_runs([pk for pk, _ in visible])
-    out: dict[str, Any] = {}
-    for pk, status in visible:
-        row = Row(Study(pk=pk, status=status), run=runs.get(pk))
-        out[str(pk)] = {"exam_status": status, "progress": row.progress}
-    return out

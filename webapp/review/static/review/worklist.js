@@ -1,5 +1,6 @@
 // Worklist: keyboard navigation (j/k, Enter, / to search, n for the next exam to review) and
-// live analysis progress for exams still being analysed (one batched poll for the whole page).
+// live analysis progress for exams still being analysed (one batched poll of the analysis app's
+// progress endpoint for the whole page).
 const script = document.getElementById('worklist-script');
 const rows = [...document.querySelectorAll('#worklist tbody tr[data-exam]')];
 let index = -1;
@@ -38,23 +39,24 @@ async function poll() {
     const data = await resp.json();
     for (const row of active) {
       const info = data.exams[row.dataset.exam];
-      const p = info?.progress;
+      const p = info?.run;
       if (!p) continue;
       const cell = row.querySelector('.progress-cell');
-      if (p.active) {
+      const active = ['queued', 'analysing', 'finalizing'].includes(p.status);
+      if (active) {
         cell.innerHTML = '';
         const bar = document.createElement('progress');
         bar.max = p.frames_total || 1;
         bar.value = p.frames_done;
         const note = document.createElement('small');
-        note.textContent = ` ${p.stage} ${p.frames_done}/${p.frames_total}`;
+        note.textContent = ` ${p.stage_display} ${p.frames_done}/${p.frames_total}`;
         cell.append(bar, note);
       } else {
         row.dataset.active = '';
         cell.textContent = p.status === 'failed' ? 'failed' : 'done';
         const status = row.querySelector('.status');
-        status.textContent = info.exam_status.replaceAll('_', ' ');
-        status.className = `status status-${info.exam_status}`;
+        status.textContent = info.status_display;
+        status.className = `status status-${info.status}`;
       }
     }
   } catch {
