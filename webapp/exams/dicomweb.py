@@ -200,13 +200,20 @@ def requested_transfer_syntax(accept: str) -> str | None:
     return wanted
 
 
-def _reader(instance: Instance) -> dicomio.FrameReader:
+def _frame_ranges(instance: Instance, numbers: list[int] | None = None) -> list[list[list[int]]]:
+    """Byte ranges per frame (index = number - 1); only ``numbers`` are loaded when given."""
+    query = Frame.objects.filter(instance=instance)
+    if numbers is not None:
+        query = query.filter(number__in=numbers)
+    ranges: list[list[list[int]]] = [[] for _ in range(instance.number_of_frames)]
+    for number, byte_ranges in query.values_list("number", "byte_ranges"):
+        ranges[number - 1] = byte_ranges
+    return ranges
+
+
+def _reader(instance: Instance, numbers: list[int] | None = None) -> dicomio.FrameReader:
     path = instance_path(instance)
-    frames = list(
-        Frame.objects.filter(instance=instance)
-        .order_by("number")
-        .values_list("byte_ranges", flat=True)
-    )
+    frames = _frame_ranges(instance, numbers)
     header = (
         _header_for(str(path), instance.sha256)
         if _needs_header(instance)
@@ -249,7 +256,7 @@ def frame_parts(
     Stored bytes unless the client asked for Explicit VR Little Endian of a compressed frame:
     then the frame is decoded (colour converted to RGB) and sent raw.
     """
-    reader = _reader(instance)
+    reader = _reader(instance, numbers)
     parts = []
     for number in numbers:
         data, ts = reader.served_frame(number - 1)
@@ -325,7 +332,7 @@ def rendered_frame(
         )
         if cache.exists():
             return cache.read_bytes()
-    reader = _reader_for_display(instance)
+    reader = _reader_for_display(instance, number)
     image = dicomio.display_frame(reader, number - 1)
     if size:
         image = dicomio.resize_for_display(image, size)
@@ -344,14 +351,10 @@ def rendered_frame(
     return data
 
 
-def _reader_for_display(instance: Instance) -> dicomio.FrameReader:
+def _reader_for_display(instance: Instance, number: int) -> dicomio.FrameReader:
     # Display needs the palette LUT / window from the header (cached per file).
     path = instance_path(instance)
-    frames = list(
-        Frame.objects.filter(instance=instance)
-        .order_by("number")
-        .values_list("byte_ranges", flat=True)
-    )
+    frames = _frame_ranges(instance, [number])
     return dicomio.FrameReader(
         path, _header_for(str(path), instance.sha256), frames, instance.transfer_syntax_uid
     )

@@ -176,8 +176,10 @@ def test_rendered_frame_and_thumbnail(client_as) -> None:
     assert png.status_code == 200 and png["Content-Type"] == "image/png"
     image = Image.open(BytesIO(png.content))
     assert image.size == (320, 240) and image.mode == "RGB"
-    expected = pydicom.dcmread(us_file("examples_ybr_color.dcm")).pixel_array[29]
-    np.testing.assert_array_equal(np.asarray(image), expected)
+    expected = pydicom.dcmread(us_file("examples_ybr_color.dcm")).pixel_array[29].astype(int)
+    # Display decodes JPEG with Pillow's libjpeg: within a few grey levels of pydicom's.
+    difference = np.abs(np.asarray(image).astype(int) - expected)
+    assert difference.max() <= 8 and difference.mean() < 0.5
     small = client.get(f"/exams/instances/{sop}/frames/2/rendered?size=128&format=jpeg")
     assert Image.open(BytesIO(small.content)).size == (128, 96)
     thumb = client.get(f"/exams/instances/{sop}/thumbnail")
