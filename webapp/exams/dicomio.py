@@ -918,12 +918,17 @@ def dicom_json(
         return ""
 
     clean = Dataset()
-    for elem in ds:
-        if elem.tag in skip or elem.tag.group == 0x0002 or elem.tag.is_private:
+    for tag in list(ds.keys()):
+        if tag in skip or tag.group == 0x0002 or tag.is_private:
             continue
-        clean.add(elem)
+        try:
+            clean.add(ds[tag])
+        except Exception:  # an unreadable value is left out rather than failing the viewer
+            continue
     result = clean.to_json_dict(
-        bulk_data_threshold=64 * 1024, bulk_data_element_handler=bulk_handler
+        bulk_data_threshold=64 * 1024,
+        bulk_data_element_handler=bulk_handler,
+        suppress_invalid_tags=True,
     )
     # Drop binary values we did not inline (they would be empty BulkDataURIs).
     result = {k: v for k, v in result.items() if v.get("BulkDataURI", None) != ""}

@@ -188,3 +188,28 @@ def test_rendered_frame_and_thumbnail(client_as) -> None:
     missing = client.get(f"/exams/instances/{sop}/frames/31/rendered")
     assert missing.status_code == 404
     assert "frame 31 does not exist" in missing.json()["error"]
+
+
+@pytest.mark.django_db
+def test_exam_pages_list_detail_and_audit(client_as) -> None:
+    client = client_as("obstetrician")
+    result = ingest("examples_palette.dcm")
+    listing = client.get("/exams/")
+    assert listing.status_code == 200
+    assert f"/exams/{result.study_id}/" in listing.content.decode()
+    page = client.get(f"/exams/{result.study_id}/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert f"/exams/instances/{result.sop_instance_uid}/thumbnail" in html
+    assert "calibration: Sequence of Ultrasound Regions" in html and "(2 regions)" in html
+    assert (
+        f'data-wadors="http://testserver/dicomweb/studies/{result.study_instance_uid}/series/'
+        in html
+    )
+    event = AuditEvent.objects.get(action="view", object_type="Study", detail="exam page")
+    assert (event.username, event.study_instance_uid, event.ip_address) == (
+        client.user.username,
+        result.study_instance_uid,
+        "127.0.0.1",
+    )
+    assert client.get("/exams/999999/").status_code == 404
