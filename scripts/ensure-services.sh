@@ -8,7 +8,8 @@
 # what could not be done.
 set -euo pipefail
 
-PACKAGES=(postgresql redis-server orthanc orthanc-dicomweb dcmtk dicom3tools chromium poppler-utils)
+PACKAGES=(postgresql redis-server orthanc orthanc-dicomweb dcmtk dicom3tools chromium poppler-utils
+  libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core)  # pango etc.: WeasyPrint PDFs
 TEST_ROLE="${SONOREVIEW_TEST_DB_ROLE:-sonoreview}"
 TEST_PASSWORD="${SONOREVIEW_TEST_DB_PASSWORD:-sonoreview}"
 PG_PORT=5432
