@@ -686,23 +686,32 @@ def _zip_members(name: str, archive: Path) -> Iterator[tuple[str, Source | None,
             if info.flag_bits & 0x1:
                 yield member, None, "encrypted zip members are not accepted"
                 continue
-            try:
-                with zf.open(info) as fp:
-                    # Read at most the declared size + 1 so a lying header cannot inflate further.
-                    data = fp.read(info.file_size + 1)
-            except (
-                zipfile.BadZipFile,
-                OSError,
-                RuntimeError,
-                EOFError,
-                NotImplementedError,
-            ) as exc:
-                yield member, None, f"cannot be extracted from the zip archive ({exc})"
-                continue
-            if len(data) != info.file_size:
-                yield member, None, "the zip member's size does not match its header"
-                continue
-            yield member, data, ""
+            # Streamed into the spool file, never held whole in memory; a member that inflates
+            # past its declared size, or fails its CRC, is rejected while streaming.
+            with zf.open(info) as fp:
+                yield member, _BoundedReader(fp, info.file_size), ""
+
+
+class _BoundedReader:
+    """Reads a zip member, refusing to inflate beyond the size its header declares."""
+
+    def __init__(self, fp: IO[bytes], limit: int) -> None:
+        self._fp = fp
+        self._limit = limit
+        self._read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            chunk = self._fp.read(size)
+        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, NotImplementedError) as exc:
+            raise DicomProblem(f"cannot be extracted from the zip archive ({exc})") from exc
+        self._read += len(chunk)
+        if self._read > self._limit:
+            raise DicomProblem(
+                "the zip member inflates beyond the size its header declares: refused as a "
+                "possible zip bomb"
+            )
+        return chunk
 
 
 def _unsafe_member_name(filename: str) -> str:

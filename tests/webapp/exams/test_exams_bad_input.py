@@ -178,3 +178,18 @@ def test_upload_api_reports_reasons_in_json(client_as) -> None:
         body["results"][0]["reason"]
         == "image size 60000×60000 is beyond the limit of 8192×8192 pixels"
     )
+
+
+@pytest.mark.django_db
+def test_zip_member_lying_about_its_size_is_rejected(media_files) -> None:
+    data = us_file("US1_UNCR.dcm").read_bytes()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("liar.dcm", data)
+    raw = bytearray(archive.getvalue())
+    central = raw.rfind(b"PK\x01\x02")
+    raw[central + 24 : central + 28] = (4096).to_bytes(4, "little")  # declares 4 kB
+    [result] = services.ingest_batch(files=[("l.zip", bytes(raw))], route="upload")
+    assert result.outcome == "rejected"
+    assert result.reason.startswith("cannot be extracted from the zip archive (Bad CRC-32")
+    assert media_files() == set()
