@@ -257,6 +257,7 @@ export function mountExamViewer(element, options = {}) {
     cineFramesShown: 0,
     cineStartedAt: 0,
     overlays: [],
+    draggingId: null,
     visible: { ellipse: toggles.ellipse.checked, length: toggles.length.checked, contour: toggles.contour.checked },
     loading: 0,
     error: null,
@@ -571,6 +572,7 @@ export function mountExamViewer(element, options = {}) {
 
   function onOverlayEdit(evt) {
     const { overlay, final } = evt.detail;
+    state.draggingId = final ? null : overlay.id;
     if (final) {
       reportWhileDragging.cancel();
       reportGeometry(overlay, true);
@@ -737,7 +739,22 @@ export function mountExamViewer(element, options = {}) {
   // ---------------------------------------------------------------- controller
   function setOverlays(list) {
     const arr = Array.isArray(list) ? list : [];
-    state.overlays = arr.map((o, i) => validateOverlay(o, i));
+    const incoming = arr.map((o, i) => validateOverlay(o, i)); // throws before anything changes
+    // Keep each overlay's object (annotations and an in-progress drag hold it); the one being
+    // dragged keeps its live geometry, so a page that answers every onGeometryChange with
+    // setOverlays (new text, recomputed values) does not yank the handle from under the mouse.
+    const previous = new Map(state.overlays.map((o) => [o.id, o]));
+    state.overlays = incoming.map((next) => {
+      const old = previous.get(next.id);
+      if (!old || old.kind !== next.kind) return next;
+      if (next.id === state.draggingId) {
+        old.text = next.text;
+        old.label = next.label;
+        return old;
+      }
+      for (const k of Object.keys(old)) delete old[k];
+      return Object.assign(old, next);
+    });
     syncAnnotations();
   }
 
@@ -807,8 +824,14 @@ export function mountExamViewer(element, options = {}) {
       if (!inst) continue;
       for (let n = 1; n <= inst.numberOfFrames; n++) {
         const imageId = frameImageId(state.root, opts.studyUID, inst.seriesInstanceUID, sop, n);
-        wadors.metaDataManager.remove(imageId);
-        cache.removeImageLoadObject?.(imageId, { force: true });
+        // metadata stays registered (one shared object per instance): background frame loads
+        // still in flight would otherwise fail, and a remount of the same exam reuses it
+        try {
+          // throws for frames never loaded; those have nothing to free
+          if (cache.getImageLoadObject(imageId)) cache.removeImageLoadObject(imageId, { force: true });
+        } catch {
+          /* already gone */
+        }
       }
     }
     element.replaceChildren();

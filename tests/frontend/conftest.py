@@ -30,6 +30,7 @@ import pytest
 from viewer_support import (
     BUNDLE_DIR,
     OrthancServer,
+    UsInstance,
     ViewerSite,
     _Site,
     free_port,
@@ -47,6 +48,27 @@ US_FILES = {
     # single frame, uncompressed RGB, 640x480 (pydicom-data)
     "rgb": "US1_UNCR.dcm",
 }
+
+
+def second_instance_of_cine(workdir: Path, cine: UsInstance) -> Path:
+    """US1_UNCR's real pixels filed as a second, single-frame image of the cine's series (an
+    exam with several images: the thumbnail strip, showInstance and per-instance overlays)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(us_file(US_FILES["rgb"]))
+    # same patient too: Orthanc keys a study by Patient ID + Study Instance UID
+    cine_ds = pydicom.dcmread(cine.path, stop_before_pixels=True)
+    for keyword in ("PatientID", "PatientName", "PatientBirthDate", "PatientSex"):
+        setattr(ds, keyword, cine_ds.get(keyword, ""))
+    ds.StudyInstanceUID = cine.study
+    ds.SeriesInstanceUID = cine.series
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.InstanceNumber = int(cine_ds.get("InstanceNumber", 0) or 0) + 1  # listed after the cine
+    path = workdir / "second.dcm"
+    ds.save_as(path)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +115,7 @@ def viewer_orthanc() -> Iterator[OrthancServer]:
                 time.sleep(0.1)
         for name, filename in US_FILES.items():
             server.store(name, us_file(filename))
+        server.store("second", second_instance_of_cine(workdir, server.instances["cine"]))
         yield server
     finally:
         if process.poll() is None:

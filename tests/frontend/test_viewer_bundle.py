@@ -83,7 +83,8 @@ def test_cine_plays_at_the_frame_time_and_steps(page, viewer_site, viewer_orthan
     assert len(shown) >= 10, f"only frames {sorted(shown)} were shown"
     # never faster than the file's Frame Time (30 fps); dropped frames are allowed under load
     assert fps <= 31.5
-    assert page.locator(".srv-frame").inner_text() == f"{playing['frameIndex'] + 1} / 30"
+    paused = viewer_state(page)
+    assert page.locator(".srv-frame").inner_text() == f"{paused['frameIndex'] + 1} / 30"
 
     paused_at = viewer_state(page)["frameIndex"]
     page.wait_for_timeout(250)
@@ -164,6 +165,7 @@ def test_overlays_are_drawn_on_their_own_frame_and_toggle_by_kind(
     assert open_viewer(page, viewer_site, inst, overlays=overlays)["type"] == "ready"
     page.wait_for_timeout(100)
     shot = screenshot_pixels(page, path=artifacts / "overlays-frame1.png")
+    page.locator("#viewer").screenshot(path=artifacts / "viewer-with-controls.png")
     # the HC ellipse passes through its axis ends and the BPD line through its midpoint
     for t in (0, math.pi / 2, math.pi, 3 * math.pi / 2):
         assert colour_near(shot, HC_RGB, to_canvas(page, ellipse_point(HC, t))) > 0, t
@@ -352,3 +354,69 @@ def test_invalid_overlay_is_rejected_with_a_message_naming_the_field(
                    catch (e) { return e.message; } }"""
     )
     assert message is not None and "a must be a finite number" in message and "id x" in message
+
+
+def test_an_exam_with_several_images_switches_instances_and_their_overlays(
+    page, viewer_site, viewer_orthanc
+):
+    cine = viewer_orthanc.instances["cine"]
+    second = viewer_orthanc.instances["second"]
+    fl = {
+        "kind": "length",
+        "id": "fl-1",
+        "label": "FL",
+        "frameIndex": 0,
+        "sopInstanceUID": second.sop,
+        "p1": [200, 300],
+        "p2": [420, 260],
+    }
+    overlays = viewer_site.add_json("/fixtures/overlays-c.json", [HC, fl])
+    ev = open_viewer(page, viewer_site, cine, overlays=overlays)
+    assert ev["type"] == "ready", ev
+    state = viewer_state(page)
+    assert [i["sopInstanceUID"] for i in state["instances"]] == [cine.sop, second.sop]
+    thumbs = page.locator(".srv-thumb")
+    assert thumbs.count() == 2
+    assert thumbs.nth(0).get_attribute("aria-selected") == "true"
+    fl_rgb = (255, 234, 0)
+    assert colour_mask(screenshot_pixels(page), fl_rgb).sum() == 0  # FL belongs to image 2
+
+    thumbs.nth(1).click()
+    page.wait_for_function(f"() => window.viewer.getState().sopInstanceUID === '{second.sop}'")
+    page.wait_for_timeout(50)
+    state = viewer_state(page)
+    assert state["numberOfFrames"] == 1 and state["frameIndex"] == 0
+    assert thumbs.nth(1).get_attribute("aria-selected") == "true"
+    canvas = canvas_pixels(page)
+    to_canvas_fit, _ = fit_mapping(canvas.shape[1], canvas.shape[0], second.columns, second.rows)
+    assert sample_correlation(canvas, reference_frame(second, 0), to_canvas_fit) > 0.97
+    shot = screenshot_pixels(page)
+    assert colour_near(shot, fl_rgb, to_canvas(page, (310, 280))) > 0
+    assert colour_mask(shot, HC_RGB).sum() == 0
+    assert page.locator(".srv-play").is_disabled()  # a single frame has no cine
+
+    # back to the cine at a given frame, through the API
+    page.evaluate(f"() => window.viewer.showInstance('{cine.sop}', 5)")
+    page.wait_for_function("() => window.viewer.getState().frameIndex === 5")
+    assert viewer_state(page)["sopInstanceUID"] == cine.sop
+
+
+def test_destroy_empties_the_element_and_a_new_viewer_mounts(page, viewer_site, viewer_orthanc):
+    inst = viewer_orthanc.instances["cine"]
+    assert open_viewer(page, viewer_site, inst)["type"] == "ready"
+    result = page.evaluate(
+        """async ([study, series]) => {
+            window.viewer.destroy();
+            const el = document.getElementById('viewer');
+            const emptied = el.childElementCount === 0;
+            const { mountExamViewer } = await import('./viewer.js');
+            const v = mountExamViewer(el, { dicomwebRoot: '/dicom-web', studyUID: study, seriesUID: series, initialFrameIndex: 3 });
+            const info = await v.ready;
+            window.viewer = v;
+            return { emptied, frames: info.numberOfFrames, frame: v.getState().frameIndex };
+        }""",
+        [inst.study, inst.series],
+    )
+    assert result == {"emptied": True, "frames": 30, "frame": 3}
+    assert canvas_pixels(page)[..., :3].std() > 10
+    assert not [m for m in page.console_messages if m.startswith(("error", "pageerror"))]
