@@ -849,6 +849,19 @@ def dicomweb_client_for(node: PacsNode) -> Any:
     return client
 
 
+def ensure_configured_pacs_node() -> PacsNode | None:
+    """The PACS named by the PACS_DICOMWEB_URL setting, as a PacsNode called "default".
+
+    Side effect: creates that row the first time (admins edit nodes in the admin afterwards).
+    Returns None when the setting is empty.
+    """
+    url = getattr(settings, "PACS_DICOMWEB_URL", None)
+    if not url:
+        return None
+    node, _ = PacsNode.objects.get_or_create(name="default", defaults={"dicomweb_url": url})
+    return node
+
+
 @dataclass
 class PacsStudy:
     study_instance_uid: str

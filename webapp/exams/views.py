@@ -355,6 +355,7 @@ def _parse_date(text: str, label: str) -> date | None:
 @require_http_methods(["GET", "POST"])
 def pacs_page(request: HttpRequest) -> HttpResponse:
     """Search a PACS (QIDO-RS) and import chosen studies (WADO-RS)."""
+    services.ensure_configured_pacs_node()
     nodes = PacsNode.objects.filter(is_active=True).order_by("name")
     params = request.POST if request.method == "POST" else request.GET
     context: dict[str, Any] = {"nodes": nodes, "form": params, "found": None, "imported": None}

@@ -15,7 +15,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from django.conf import settings
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.forms.models import model_to_dict
 
 from tests.webapp.exams.conftest import storescu, us_file
@@ -216,12 +216,15 @@ def test_pacs_page_searches_and_imports(client_as, orthanc) -> None:
 
 
 @pytest.mark.django_db
-def test_pacs_unreachable_is_a_clear_message(client_as, closed_port) -> None:
-    PacsNode.objects.create(name="down", dicomweb_url=f"http://127.0.0.1:{closed_port}/dicom-web")
+def test_pacs_unreachable_is_a_clear_message(client_as, closed_port, settings) -> None:
+    settings.PACS_DICOMWEB_URL = f"http://127.0.0.1:{closed_port}/dicom-web"
     client = client_as("obstetrician")
-    page = client.get("/exams/pacs/", {"search": "1", "node": "down"})
+    page = client.get("/exams/pacs/", {"search": "1", "node": "default"})
+    assert PacsNode.objects.get().dicomweb_url == settings.PACS_DICOMWEB_URL  # from the setting
     assert page.status_code == 502
-    assert "PACS down could not be searched" in page.content.decode()
+    assert "PACS default could not be searched" in page.content.decode()
+    with pytest.raises(CommandError, match="no active PACS node named 'nope' \\(known: default\\)"):
+        call_command("pacs_pull", node="nope", since="today")
 
 
 @pytest.mark.django_db

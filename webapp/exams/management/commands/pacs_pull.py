@@ -33,6 +33,7 @@ class Command(BaseCommand):
         modality: str,
         **options: Any,
     ) -> None:
+        services.ensure_configured_pacs_node()
         pacs = PacsNode.objects.filter(name=node, is_active=True).first()
         if pacs is None:
             names = ", ".join(PacsNode.objects.values_list("name", flat=True)) or "none configured"
