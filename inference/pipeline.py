@@ -55,9 +55,11 @@ OPTIMAL = "optimal"
 SUB_OPTIMAL = "sub_optimal"
 ABSENT = "absent"
 
-#: Best-frame thresholds on the smoothed view score (see inference.planes.cine).
+#: Best-frame thresholds on the smoothed view score and the smoothing width (as
+#: inference.planes.cine.best_frames).
 OPTIMAL_AT = 0.6
 PRESENT_AT = 0.25
+SMOOTH_MS = 60.0
 #: A head ellipse whose confidence is below this makes the head plane at most sub-optimal.
 HEAD_OPTIMAL_CONFIDENCE = 0.7
 #: Candidate frames per head view re-ranked by the head model (classifier score × confidence).
@@ -375,7 +377,7 @@ def choose_best_frames(
     (ties: the first source in sorted key order). ``evidence['candidates']`` lists the ``top_k``
     best (source, frame, score) for the view, for later re-ranking by a measurement model.
     """
-    from inference.planes.cine import best_frames
+    from inference.planes.cine import smooth, view_scores
     from inference.planes.model import PlanePrediction
 
     out: dict[str, BestFrameChoice] = {}
@@ -409,25 +411,14 @@ def choose_best_frames(
             np.float64,
         )
         ft = (frame_time_ms or {}).get(source)
-        chosen = best_frames(
-            PlanePrediction(plane, brain),
-            recognisable,
-            frame_time_ms=ft,
-            optimal_at=OPTIMAL_AT,
-            present_at=PRESENT_AT,
-        )
-        from inference.planes.cine import smooth, view_scores
-
+        pred = PlanePrediction(plane, brain)
+        failed = np.array([r.failed for r in rows], bool)
         for v in recognisable:
-            best = chosen[v]
-            if best.frame_index is not None:
-                candidates[v].append((best.score, source, rows[best.frame_index].frame))
-            # further candidates for re-ranking: the next-best distinct frames of this source
-            sigma = 60.0 / (ft or 40.0)
-            s = smooth(view_scores(PlanePrediction(plane, brain), v), sigma)
-            for idx in np.argsort(-s, kind="stable")[: top_k + 1]:
-                if best.frame_index is not None and int(idx) == best.frame_index:
-                    continue
+            # As inference.planes.cine.best_frames (Gaussian smoothing over time, arg-max), but a
+            # failed frame is never proposed even when its neighbours lift its smoothed score.
+            s = smooth(view_scores(pred, v), SMOOTH_MS / (ft or 40.0))
+            s[failed] = -1.0
+            for idx in np.argsort(-s, kind="stable")[:top_k]:
                 if s[idx] >= PRESENT_AT:
                     candidates[v].append((round(float(s[idx]), 4), source, rows[int(idx)].frame))
     for v in recognisable:
