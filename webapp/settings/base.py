@@ -165,6 +165,16 @@ if CELERY_BROKER_URL is None and PRODUCTION:
 # Without a broker (demo) tasks run in-process; production and tests always name Redis.
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
 CELERY_TASK_EAGER_PROPAGATES = True
+# Celery beat (``celery -A webapp beat``): re-queue exams whose analysis message was lost (broker
+# down when they arrived, a vanished message); see webapp.analysis.services.sweep_stuck.
+CELERY_BEAT_SCHEDULE = {
+    "analysis-sweep-stuck-exams": {
+        "task": "webapp.analysis.tasks.sweep_stuck_exams",
+        "schedule": 300.0,
+        "args": (10.0,),
+        "options": {"queue": "default"},
+    }
+}
 
 # --- PACS and DICOM -----------------------------------------------------------------------------
 PACS_DICOMWEB_URL = env_str("PACS_DICOMWEB_URL")  # e.g. http://pacs:8042/dicom-web
