@@ -129,7 +129,15 @@ class InstanceFrames:
         from inference.planes.preprocess import fov_bbox, to_grey
 
         picks = sorted({1, (self.count + 1) // 2, self.count})
-        return fov_bbox(np.max([to_grey(self.frame(n)) for n in picks], axis=0))
+        frames = []
+        for n in picks:
+            try:
+                frames.append(to_grey(self.frame(n)))
+            except Exception:  # a corrupt frame is reported by its own batch
+                continue
+        if not frames:
+            return (0, self.instance.rows, 0, self.instance.columns)
+        return fov_bbox(np.max(frames, axis=0))
 
 
 # --------------------------------------------------------------------------------------------

@@ -286,15 +286,23 @@ def analyse_batch(*, batch_id: int, dispatch: bool = True) -> str:
     if models.planes is None:
         raise RuntimeError(models.unavailable.get(pipeline.PLANES_MODEL, "no plane classifier"))
     source = runtime.InstanceFrames(batch.instance)
-    numbers = list(range(batch.first_frame, batch.last_frame + 1))
-    frames = [source.frame(n) for n in numbers]
-    results = pipeline.classify_frames(
+    decoded: dict[int, np.ndarray] = {}
+    unreadable: dict[int, pipeline.FramePlanes] = {}
+    for n in range(batch.first_frame, batch.last_frame + 1):
+        try:
+            decoded[n] = source.frame(n)
+        except Exception as exc:  # one corrupt frame must not fail the exam
+            unreadable[n] = pipeline.FramePlanes(
+                frame=n, failed=True, reason=f"frame could not be decoded: {exc}"
+            )
+    classified = pipeline.classify_frames(
         models.planes,
-        frames,
-        frame_numbers=numbers,
-        bbox=source.fov_box(),
+        list(decoded.values()),
+        frame_numbers=list(decoded),
+        bbox=source.fov_box() if decoded else None,
         fail_frames=runtime.fault_frames(batch.instance),
     )
+    results = sorted([*classified, *unreadable.values()], key=lambda r: r.frame)
     delay = runtime.debug_hook("batch")
     if delay:
         time.sleep(delay)
