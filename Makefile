@@ -8,7 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-pyproject
 
-.PHONY: demo test lint services venv clean-demo
+.PHONY: demo test lint services venv clean-demo viewer
 
 # Re-install only when pyproject.toml changed since the last successful install.
 $(STAMP): pyproject.toml
@@ -32,3 +32,7 @@ demo: $(STAMP)
 # Forget the demo database, media and demo DICOM (var/); the next `make demo` starts afresh.
 clean-demo:
 	rm -rf var/demo.sqlite3 var/media var/demo-dicom var/log
+
+# Rebuild the exam viewer bundle (static/viewer, committed) from frontend/ — needs Node 20 + npm.
+viewer:
+	cd frontend && npm ci && npm run build

@@ -3,10 +3,51 @@
 // worker), base './' so chunk/worker/wasm URLs resolve relative to viewer.js wherever
 // /static/ is mounted, no inlining of assets (wasm codecs stay separate files, fetched per
 // transfer syntax).
-import { resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
 import { defineConfig } from 'vite';
 
+// Digest of everything the bundle is built from; tests/frontend/test_bundle_freshness.py
+// recomputes it to catch a committed bundle that is older than its sources.
+const DIGEST_INPUTS = ['src', 'public', 'package.json', 'package-lock.json', 'vite.config.js'];
+
+function sourcesDigest() {
+  const files = [];
+  const walk = (p) => {
+    if (statSync(p).isDirectory()) for (const name of readdirSync(p)) walk(join(p, name));
+    else files.push(relative(__dirname, p).split(sep).join('/'));
+  };
+  for (const input of DIGEST_INPUTS) walk(join(__dirname, input));
+  files.sort();
+  const h = createHash('sha256');
+  for (const f of files) {
+    h.update(`${f}\n`);
+    h.update(`${createHash('sha256').update(readFileSync(join(__dirname, f))).digest('hex')}\n`);
+  }
+  return { sourcesSha256: h.digest('hex'), files };
+}
+
+const buildInfo = {
+  name: 'sonoreview-build-info',
+  generateBundle() {
+    const pkg = JSON.parse(readFileSync(join(__dirname, 'package-lock.json'), 'utf8'));
+    const version = (name) => pkg.packages?.[`node_modules/${name}`]?.version;
+    const info = {
+      ...sourcesDigest(),
+      cornerstone: {
+        core: version('@cornerstonejs/core'),
+        tools: version('@cornerstonejs/tools'),
+        dicomImageLoader: version('@cornerstonejs/dicom-image-loader'),
+      },
+      rebuild: 'cd frontend && npm ci && npm run build',
+    };
+    this.emitFile({ type: 'asset', fileName: 'build-info.json', source: `${JSON.stringify(info, null, 2)}\n` });
+  },
+};
+
 export default defineConfig({
+  plugins: [buildInfo],
   base: './',
   publicDir: 'public', // harness.html copied as is: it imports ./viewer.js like the review page
   build: {

@@ -146,11 +146,12 @@ class _SiteHandler(BaseHTTPRequestHandler):
         else:
             self._send(404, b"not found", "text/plain")
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, cache: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-cache")
+        # the bundle may be cached (as whitenoise lets browsers do); data never is
+        self.send_header("Cache-Control", "max-age=600" if cache else "no-store")
         self.end_headers()
         self.wfile.write(body)
 
@@ -166,7 +167,7 @@ class _SiteHandler(BaseHTTPRequestHandler):
             ctype = "text/javascript"
         else:
             ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        self._send(200, file.read_bytes(), ctype)
+        self._send(200, file.read_bytes(), ctype, cache=file.name != "harness.html")
 
     def _forward(self, path: str) -> None:
         query = urlsplit(self.path).query
