@@ -836,6 +836,11 @@ def sign_exam(
             "sign-off",
             f"signed #{sequence} sha256 {digest[:16]}…",
         )
+        # PDF, DICOM SR/SEG and the PACS write-back are built after commit (Celery); a failure
+        # there never undoes or blocks the signature (webapp.reports.services.schedule_reports).
+        from webapp.reports.services import schedule_reports
+
+        schedule_reports(signoff=signoff)
     study.refresh_from_db(fields=["status", "status_changed_at"])
     return signoff
 

@@ -165,8 +165,8 @@ def next_exam(request: HttpRequest) -> HttpResponse:
 @require_GET
 def exam_page(request: HttpRequest, pk: int) -> HttpResponse:
     study = _study_for_page(request, pk)
-    state = exam_state(study, request.user)
     exam_services.audit(request, AuditEvent.Action.VIEW, study, "review exam page")
+    state = exam_state(study, request.user)
     return render(
         request,
         "review/exam.html",

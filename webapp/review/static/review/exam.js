@@ -188,7 +188,10 @@ function renderBiometry(b, values) {
     return;
   }
   const dl = h('dl', {});
-  for (const [k, v] of Object.entries(values || b.inputs || {})) dl.append(h('dt', {}, k), h('dd', { 'data-final': k }, `${fmt(v)} mm`));
+  // the calculator's inputs are named hc_mm, bpd_mm…; show them as HC, BPD…
+  const shown = values || Object.fromEntries(Object.entries(b.inputs || {})
+    .filter(([k]) => k.endsWith('_mm')).map(([k, v]) => [k.slice(0, -3).toUpperCase(), v]));
+  for (const [k, v] of Object.entries(shown)) dl.append(h('dt', {}, k), h('dd', { 'data-final': k }, `${fmt(v)} mm`));
   for (const g of b.gestational_age || []) dl.append(h('dt', {}, g.formula.name), h('dd', { 'data-ga': g.formula.key }, `${g.ga_weeks_days} (${fmt(g.ga_weeks, 2)} w)${g.flags.length ? ' ⚠' : ''}`));
   for (const e of b.estimated_fetal_weight || []) dl.append(h('dt', {}, e.formula.name), h('dd', { 'data-efw': e.formula.key }, `${fmt(e.efw_g, 0)} g${e.flags.length ? ' ⚠' : ''}`));
   for (const c of b.centiles || []) dl.append(h('dt', {}, c.formula.name), h('dd', {}, `${fmt(c.centile, 1)}th centile (z ${fmt(c.z, 2)})`));
@@ -507,6 +510,9 @@ $('#relabel-form')?.addEventListener('submit', relabel);
 $('#add-start')?.addEventListener('click', startAdd);
 $('#add-measurement')?.addEventListener('submit', saveAdd);
 $('#ga-weeks')?.addEventListener('change', () => notice('GA from dates is used for centiles while you drag a measurement.', true));
+
+// For tests and debugging: the state the page currently shows.
+window.reviewState = () => S;
 
 render();
 mountViewer();

@@ -1,0 +1,84 @@
+"""Browser tests of the review page: Django's live server, real headless Chromium (Debian's),
+exams ingested through the exams ingest service and analysed by the REAL analysis pipeline
+(in-process: ``request_analysis(dispatch=False)`` + ``run_inline``, the same services the Celery
+tasks call).
+
+Screenshots of the main screens go to artifacts/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from review_e2e_support import CHROMIUM, CHROMIUM_ARGS, PLANES
+
+# Django's async-unsafe guard trips on the live server thread's ORM use under Playwright's loop.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    pg = context.new_page()
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def pipeline_exam(transactional_db: None, tmp_path: Path) -> Any:
+    """A phantom biometry exam (head, abdomen, femur; US regions in cm) ingested through the
+    exams ingest service and analysed by the real pipeline with the shipped weights."""
+    from inference.phantom.dicom import ExamIds, phantom_uid, write_us_image
+    from inference.phantom.generator import make_frame
+    from webapp.analysis import runtime
+    from webapp.analysis import services as analysis
+    from webapp.exams import services as exams
+    from webapp.exams.models import Study
+
+    missing = [str(p) for p in runtime.weights_paths().values() if not p.exists()]
+    if missing:
+        pytest.skip(f"the pipeline's weights are not there: {', '.join(missing)}")
+    ids = ExamIds.for_exam(9090, 1, "e2e biometry")
+    series_uid = phantom_uid(9090, 1, "series", 1)
+    study_id = None
+    for i, (plane, sub) in enumerate(PLANES, start=1):
+        f = make_frame(plane, brain_plane=sub, seed=9090 + i, shape=(360, 480))
+        path = write_us_image(
+            tmp_path / f"IMG{i:03d}.dcm", f.image, fov=f.fov, pixel_mm=f.pixel_mm, ids=ids,
+            series_uid=series_uid, sop_uid=phantom_uid(9090, 1, "sop", i), instance_number=i,
+        )  # fmt: skip
+        result = exams.ingest_file(source=path, file_name=path.name, route="upload", queue=False)
+        assert result.ok, result.reason
+        study_id = result.study_id
+    run = analysis.request_analysis(study_id=study_id, trigger="command", dispatch=False)
+    assert run is not None
+    run = analysis.run_inline(run_id=run.pk)
+    assert run.status == "done", run.error
+    return Study.objects.get(pk=study_id)
+
+
+@pytest.fixture
+def doctor(transactional_db: None) -> Any:
+    from webapp.accounts.models import User
+
+    user = User(username="dr_e2e", role="obstetrician", first_name="Ada", last_name="Obst")
+    user.set_password("e2e-pass")
+    user.save()
+    return user

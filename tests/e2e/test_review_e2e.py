@@ -1,0 +1,242 @@
+"""The review workflow in real headless Chromium against Django's live server.
+
+An obstetrician signs in, opens the worklist, opens the next exam (a phantom biometry exam
+analysed by the real pipeline), sees the plane gallery and the image and overlays drawn (checked
+on the screenshot's pixels, not only in the DOM), drags the head ellipse's handle and sees HC and
+the GA recomputed by the server, accepts and rejects findings, signs off with the password, and
+then fails to change the signed exam. Screenshots of each screen go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+from review_e2e_support import copy_for_docs, login, screenshot
+
+pytestmark = pytest.mark.browser
+
+HC_RGB = (0, 229, 255)  # the viewer bundle's HC overlay colour (frontend/src/overlayTools.js)
+
+
+def pixels(locator) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(locator.screenshot())).convert("RGB"))
+
+
+def colour_count(img: np.ndarray, rgb, xy=None, radius: int = 4, tol: int = 60) -> int:
+    if xy is not None:
+        x, y = round(xy[0]), round(xy[1])
+        img = img[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1]
+    return int((np.abs(img.astype(int) - np.array(rgb)).sum(axis=-1) <= tol).sum())
+
+
+def ellipse_point(e: dict, t: float) -> tuple[float, float]:
+    c, s = math.cos(e["angle"]), math.sin(e["angle"])
+    x, y = e["a"] * math.cos(t), e["b"] * math.sin(t)
+    return e["cx"] + x * c - y * s, e["cy"] + x * s + y * c
+
+
+def to_canvas(page, p) -> tuple[float, float]:
+    return tuple(page.evaluate("p => window.examViewer.imageToCanvas(p)", list(p)))
+
+
+def drag(page, start, end, steps: int = 8) -> None:
+    page.mouse.move(*start)
+    page.mouse.down()
+    for i in range(1, steps + 1):
+        page.mouse.move(
+            start[0] + (end[0] - start[0]) * i / steps, start[1] + (end[1] - start[1]) * i / steps
+        )
+        page.wait_for_timeout(25)
+    page.mouse.up()
+
+
+def test_obstetrician_reviews_and_signs_an_exam_analysed_by_the_pipeline(
+    page, live_server, pipeline_exam, doctor
+):
+    from webapp.exams.models import ExamStatus
+    from webapp.review.models import FindingDecision, SignOff
+
+    base = live_server.url
+    study = pipeline_exam
+    login(page, base, "dr_e2e", "e2e-pass")
+
+    # worklist
+    page.goto(f"{base}/review/")
+    row = page.locator(f"tr[data-exam='{study.pk}']")
+    row.wait_for()
+    assert study.patient.name in row.inner_text()
+    assert "Ready for review" in row.inner_text()
+    screenshot(page, "worklist")
+
+    # one key opens the exam waiting longest
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/exams/{study.pk}/")
+    page.wait_for_function(
+        "() => ['ready', 'error', 'fallback'].includes(document.body.dataset.viewer)", timeout=30000
+    )
+    assert page.evaluate("document.body.dataset.viewer") == "ready", page.locator(
+        "#notice"
+    ).inner_text()
+    first_render_ms = page.evaluate("window.examViewerReady.firstRenderMs")
+    assert first_render_ms < 5000
+
+    # planes: one card per protocol view of the real run
+    state = page.evaluate("window.reviewState()")
+    cards = page.locator(".plane-card")
+    assert cards.count() == len(state["planes"]) == 3
+    assert [c["view_key"] for c in state["planes"]] == [
+        "head_trans_thalamic",
+        "abdomen_ac",
+        "femur_fl",
+    ]
+    for card, plane in zip(cards.all(), state["planes"], strict=True):
+        assert plane["flag"].replace("_", "-") in card.inner_text()
+
+    # the image is drawn: the viewport screenshot is not blank
+    viewport = page.locator(".srv-viewport")
+    shot = pixels(viewport)
+    assert (shot.max(axis=-1) > 30).mean() > 0.05, "the frame was not drawn"
+
+    # the head ellipse: the AI's HC when the models found the head, else one the physician places
+    ai_hc = next((m for m in state["measurements"] if m["kind"] == "HC"), None)
+    if ai_hc is not None:
+        overlay_id = ai_hc["overlay"]["id"]
+        page.locator(f"tr[data-item='{overlay_id}']").click()
+    else:
+        # the shipped models found no head on this phantom: measure it by hand on the head frame
+        page.locator(".thumbs button").first.click()
+        page.wait_for_timeout(500)
+        page.select_option("#add-kind", "HC")
+        page.click("#add-start")
+        overlay_id = "new:1"
+    page.wait_for_function(
+        "id => window.examViewer.getState().overlays.some(o => o.id === id)", arg=overlay_id
+    )
+    page.wait_for_timeout(300)
+    overlay = next(
+        o for o in page.evaluate("window.examViewer.getState().overlays") if o["id"] == overlay_id
+    )
+    e = overlay["geometry"]
+    shot = pixels(viewport)
+    for t in (0, math.pi / 2, math.pi, 3 * math.pi / 2):
+        assert colour_count(shot, HC_RGB, to_canvas(page, ellipse_point(e, t))) > 0, (
+            f"HC outline missing at t={t}"
+        )
+    screenshot(page, "exam")
+
+    def hc_text() -> str:
+        return (
+            page.locator("#biometry dd[data-final='HC']").inner_text()
+            if page.locator("#biometry dd[data-final='HC']").count()
+            else ""
+        )
+
+    before_ga = page.locator("#biometry dd[data-ga='ga.hadlock1984.hc']")
+    before_ga_text = before_ga.inner_text() if before_ga.count() else ""
+    before_hc = hc_text()
+
+    # drag the a-axis end outwards by 30 canvas px: HC and the Hadlock GA recompute at once
+    box = page.locator(".srv-viewport canvas").bounding_box()
+    a_end = to_canvas(page, ellipse_point(e, 0))
+    centre = to_canvas(page, (e["cx"], e["cy"]))
+    ux, uy = a_end[0] - centre[0], a_end[1] - centre[1]
+    norm = math.hypot(ux, uy)
+    start = (box["x"] + a_end[0], box["y"] + a_end[1])
+    drag(page, start, (start[0] + 30 * ux / norm, start[1] + 30 * uy / norm))
+    page.wait_for_function(
+        "([before]) => { const n = document.querySelector(\"#biometry dd[data-ga='ga.hadlock1984.hc']\"); return n && n.textContent !== before; }",
+        arg=[before_ga_text],
+        timeout=10000,
+    )
+    after = next(
+        o for o in page.evaluate("window.examViewer.getState().overlays") if o["id"] == overlay_id
+    )
+    assert after["geometry"]["a"] > e["a"] + 5
+    page.wait_for_timeout(600)  # the last (final) geometry's recomputation has landed
+    after_hc = hc_text()
+    preview_mm = float(after_hc.split()[0]) if after_hc else None
+    assert preview_mm is not None and (not before_hc or preview_mm > float(before_hc.split()[0]))
+
+    if ai_hc is not None:
+        page.keyboard.press("e")  # save the correction beside the AI's value
+        page.wait_for_function(
+            "id => { const r = document.querySelector(`tr[data-item='${id}'] .dec-edited`); return !!r; }",
+            arg=overlay_id,
+        )
+        d = FindingDecision.objects.get(
+            study=study, finding_type="measurement", finding_id=ai_hc["finding_id"]
+        )
+        assert d.action == "edited" and d.edited_value_mm == pytest.approx(preview_mm, abs=0.1)
+        assert d.ai_snapshot["value_mm"] == pytest.approx(ai_hc["ai_value_mm"], abs=1e-6)
+        # every other AI measurement: accept the first, reject the rest (keys a / r)
+        others = [m for m in state["measurements"] if m["kind"] != "HC"]
+        for i, m in enumerate(others):
+            page.locator(
+                f"tr[data-item='{m['overlay']['id'] if m['overlay'] else 'measurement:' + str(m['finding_id'])}']"
+            ).click()
+            page.keyboard.press("a" if i == 0 else "r")
+            page.wait_for_selector(
+                f"tr[data-item='measurement:{m['finding_id']}'] .dec-{'accepted' if i == 0 else 'rejected'}"
+            )
+    else:
+        page.click("#add-save")
+        page.wait_for_function(
+            "() => window.reviewState().measurements.some(m => m.kind === 'HC' && m.source.startsWith('added by'))"
+        )
+        added = next(
+            m for m in page.evaluate("window.reviewState().measurements") if m["kind"] == "HC"
+        )
+        assert added["final_mm"] == pytest.approx(preview_mm, abs=0.1)
+
+    # plane and quality findings: accept one (button), reject one (key r)
+    qrows = page.locator("#qualities tbody tr[data-item]")
+    assert qrows.count() >= 2
+    first_id = qrows.nth(0).get_attribute("data-item")
+    second_id = qrows.nth(1).get_attribute("data-item")
+    qrows.nth(0).locator("button[data-action=accept]").click()
+    page.wait_for_selector(f"tr[data-item='{first_id}'] .dec-accepted")
+    page.locator(f"tr[data-item='{second_id}']").click()
+    page.keyboard.press("r")
+    page.wait_for_selector(f"tr[data-item='{second_id}'] .dec-rejected")
+    types = {d.split(":")[0] for d in (first_id, second_id)}
+    assert FindingDecision.objects.filter(study=study, finding_type__in=types).count() == 2
+    screenshot(page, "exam-decided")
+
+    # sign off: summary + password
+    page.click("#sign-open")
+    page.wait_for_selector("#sign-dialog[open]")
+    assert "Final measurements: HC" in page.locator("#sign-summary").inner_text()
+    screenshot(page, "sign-off")
+    page.fill("#sign-password", "wrong")
+    page.click("#sign-submit")
+    page.wait_for_function(
+        "() => document.querySelector('#sign-error').textContent.includes('not correct')"
+    )
+    page.fill("#sign-password", "e2e-pass")
+    page.click("#sign-submit")
+    page.wait_for_selector("#locked-banner")
+    study.refresh_from_db()
+    assert study.status == ExamStatus.SIGNED
+    assert SignOff.objects.get(study=study).signed_by == doctor
+
+    # after signing: buttons disabled, and a forced change is refused with a clear message
+    page.wait_for_function(
+        "() => ['ready', 'error', 'fallback'].includes(document.body.dataset.viewer)", timeout=30000
+    )
+    assert page.locator("#measurements button[data-action=accept]").first.is_disabled()
+    decisions = FindingDecision.objects.filter(study=study).count()
+    page.locator("#qualities tbody tr[data-item]").nth(2).click()
+    page.keyboard.press("a")
+    page.wait_for_function("() => document.querySelector('#notice').textContent.includes('signed')")
+    assert "open an amendment" in page.locator("#notice").inner_text()
+    assert FindingDecision.objects.filter(study=study).count() == decisions
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "signed")
+    assert page.errors == []  # type: ignore[attr-defined]
+    copy_for_docs(["worklist", "exam", "sign-off", "signed"])
+    print(f"first frame on the exam page: {first_render_ms:.0f} ms")
