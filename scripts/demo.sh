@@ -79,8 +79,10 @@ trap 'exit 130' INT TERM
 
 say "Worker"
 if [ -n "${CELERY_BROKER_URL:-}" ]; then
+  # -B: the periodic tasks (beat) run inside this one demo worker.
   OMP_NUM_THREADS=1 "$VENV_BIN/celery" -A webapp worker -Q default,inference --pool=solo \
-    -n "demo@%h" --loglevel=INFO --logfile var/log/worker.log &
+    -n "demo@%h" -B --schedule var/celerybeat-schedule --loglevel=INFO \
+    --logfile var/log/worker.log &
   WORKER_PID=$!
   echo "Celery worker on $CELERY_BROKER_URL (queues default, inference), log: var/log/worker.log"
 else

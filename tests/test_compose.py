@@ -77,6 +77,7 @@ def test_compose_file_is_valid_and_has_every_service(compose_config) -> None:
         "migrate",
         "web",
         "worker",
+        "beat",
         "dicom-receiver",
     }
     for name in ("postgres", "redis", "orthanc", "web", "worker"):
@@ -89,6 +90,7 @@ def test_web_and_worker_share_settings_and_wait_for_their_services(compose_confi
     web, worker = services["web"], services["worker"]
     assert web["command"][:2] == ["gunicorn", "--preload"]
     assert "--queues=inference,default" in worker["command"]
+    assert services["beat"]["command"][:4] == ["celery", "-A", "webapp", "beat"]
     for service in (web, worker):
         env = service["environment"]
         assert env["DATABASE_URL"] == "postgres://sonoreview:sonoreview@postgres:5432/sonoreview"
