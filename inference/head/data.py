@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-NET_SHAPE: tuple[int, int] = (256, 384)  # (H, W) the network sees; HC18's 800×540 fits at s≈0.474
+NET_SHAPE: tuple[int, int] = (160, 240)  # (H, W) the network sees; HC18's 800×540 fits at s≈0.296
 _NAME = re.compile(r"^(\d+)_(\d*)HC\.png$")
 
 

@@ -45,7 +45,7 @@ HC_METHOD = "Ramanujan perimeter of the ellipse fitted to the outer skull bounda
 # Post-processing thresholds, in network pixels unless stated.
 PROB_THRESHOLD = 0.5
 MIN_AREA_FRACTION = 0.004  # skull region must cover ≥ 0.4 % of the network image
-FIT_THRESHOLD_PX = 1.5  # boundary points farther than this from the ellipse are outliers
+FIT_THRESHOLD_PX = 1.0  # boundary points farther than this from the ellipse are outliers
 EDGE_MARGIN_PX = 2  # boundary points this close to the field-of-view edge are not skull
 MIN_AXIS_RATIO = 0.45  # b/a below this is not a head section
 MIN_CONFIDENCE = 0.5

@@ -41,7 +41,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--data", required=True, help="HC18 folder (training_set/ + pixel-size CSV)")
     p.add_argument("--out", default="inference/weights", help="where the best weights are exported")
     p.add_argument("--checkpoints", default="checkpoints/head", help="per-epoch checkpoints")
-    p.add_argument("--cache", default=".data/hc18_256x384.npz", help="pre-resized image cache")
+    p.add_argument("--cache", default=None, help="pre-resized image cache (.npz)")
+    p.add_argument(
+        "--net-shape",
+        type=int,
+        nargs=2,
+        default=list(NET_SHAPE),
+        metavar=("H", "W"),
+        help="network input size (multiples of 16)",
+    )
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3)
@@ -110,13 +118,15 @@ def validate(model: torch.nn.Module, data: dict, idx: np.ndarray, batch: int) ->
     return {"val_dice": float(np.mean(dices)), "val_hc_mad_mm": float(np.mean(errs))}
 
 
-def export(model: torch.nn.Module, out_dir: Path, meta: dict) -> Path:
+def export(
+    model: torch.nn.Module, out_dir: Path, meta: dict, net_shape: tuple[int, int] = NET_SHAPE
+) -> Path:
     """Save the fp32 state_dict with its config and training metadata."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / WEIGHTS_NAME
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     torch.save(
-        {"config": model.config, "net_shape": list(NET_SHAPE), "state_dict": state, "meta": meta},
+        {"config": model.config, "net_shape": list(net_shape), "state_dict": state, "meta": meta},
         path,
     )
     return path
@@ -129,7 +139,9 @@ def main(argv: list[str]) -> int:
     ckpt_dir, out_dir = Path(args.checkpoints), Path(args.out)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    data = load_or_build_cache(args.data, args.cache, NET_SHAPE)
+    net_shape = (int(args.net_shape[0]), int(args.net_shape[1]))
+    cache = args.cache or f".data/hc18_{net_shape[0]}x{net_shape[1]}.npz"
+    data = load_or_build_cache(args.data, cache, net_shape)
     subjects = [str(s) for s in data["subjects"]]
     train_s, val_s = split_subjects(subjects, args.val_fraction, args.seed)
     val_set = set(val_s)
@@ -220,7 +232,7 @@ def main(argv: list[str]) -> int:
                 "train_seconds_so_far": round(train_seconds),
                 "args": vars(args),
             }
-            export(model, out_dir, meta)
+            export(model, out_dir, meta, net_shape)
             torch.save(model.state_dict(), ckpt_dir / "best_model.pt")
         torch.save(
             {

@@ -97,14 +97,14 @@ def test_postprocess_fits_head_cut_by_the_image_edge() -> None:
 
 def test_postprocess_says_no_head_for_empty_tiny_or_odd_regions() -> None:
     gray = np.full((540, 800), 90, np.float32)
-    _, boxed, s = preprocess(gray)
-    empty = np.zeros((256, 384), np.float32)
+    x, boxed, s = preprocess(gray)
+    empty = np.zeros(x.shape, np.float32)
     assert postprocess(empty, boxed, s, (540, 800))[2] == "no skull region segmented"
     tiny = empty.copy()
-    tiny[100:104, 100:104] = 1.0
+    tiny[60:63, 60:63] = 1.0
     assert "too small" in postprocess(tiny, boxed, s, (540, 800))[2]
     bar = empty.copy()
-    bar[120:135, 20:360] = 1.0  # long thin stripe: no head-shaped ellipse
+    bar[70:80, 10:230] = 1.0  # long thin stripe: no head-shaped ellipse
     e, _, reason, _ = postprocess(bar, boxed, s, (540, 800))
     assert e is None and reason
 
@@ -146,6 +146,6 @@ def test_annotation_outline_fill_and_letterbox() -> None:
     assert got.perimeter == pytest.approx(ref.perimeter, rel=0.003)
     filled = filled_ellipse_mask((400, 600), (ref.cx, ref.cy, ref.a, ref.b, ref.angle))
     assert filled.sum() / 255 == pytest.approx(ref.area, rel=0.01)
-    boxed, s = letterbox(np.ones((540, 800), np.uint8))
+    boxed, s = letterbox(np.ones((540, 800), np.uint8), (256, 384))
     assert boxed.shape == (256, 384) and s == pytest.approx(256 / 540)
     assert boxed[:, : round(800 * s)].all() and not boxed[:, round(800 * s) :].any()
