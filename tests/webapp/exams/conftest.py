@@ -188,7 +188,17 @@ def dicom_receiver(django_db_setup: None) -> Iterator[Receiver]:
         "PYTHONWARNINGS": "ignore",
     }
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "dicom_receiver", "--host", "127.0.0.1", "--port", str(port)],
+        # --no-analysis: these tests are about arrival; the analysis pipeline has its own tests.
+        [
+            sys.executable,
+            "manage.py",
+            "dicom_receiver",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-analysis",
+        ],
         cwd=REPO_ROOT,
         env=env,
         stdout=log_file,
@@ -255,3 +265,19 @@ def storescu(receiver: Receiver, path: Path) -> subprocess.CompletedProcess:
         text=True,
         timeout=60,
     )
+
+
+@pytest.fixture
+def analysis_not_dispatched() -> Iterator[None]:
+    """Ingest tests that commit: keep the analysis pipeline's receiver from queueing real work
+    for a worker that may be running in this session (arrival is what these tests check)."""
+    from webapp.exams.services import exam_ready_for_analysis
+
+    saved = list(exam_ready_for_analysis.receivers)
+    exam_ready_for_analysis.receivers = []
+    exam_ready_for_analysis.sender_receivers_cache.clear()
+    try:
+        yield
+    finally:
+        exam_ready_for_analysis.receivers = saved
+        exam_ready_for_analysis.sender_receivers_cache.clear()

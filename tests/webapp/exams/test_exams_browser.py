@@ -40,7 +40,7 @@ def chromium() -> Iterator[Any]:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_browser_upload_with_progress_and_per_file_results(
-    chromium, live_server, make_user, tmp_path, media_files
+    chromium, live_server, make_user, tmp_path, media_files, analysis_not_dispatched
 ) -> None:
     make_user("sonographer", username="sono")
     bad = tmp_path / "report.dcm"

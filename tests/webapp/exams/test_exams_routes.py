@@ -109,7 +109,7 @@ def stow_to_orthanc(orthanc, path: Path) -> None:
 @pytest.mark.orthanc
 @pytest.mark.django_db(transaction=True)
 def test_three_routes_land_identical_records(
-    client_as, orthanc, dicom_receiver, media_files
+    client_as, orthanc, dicom_receiver, media_files, analysis_not_dispatched
 ) -> None:
     name = "examples_ybr_color.dcm"  # 30-frame JPEG baseline cine with an ultrasound region
     path = us_file(name)

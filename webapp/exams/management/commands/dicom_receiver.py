@@ -75,8 +75,15 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=settings.DICOM_PORT)
         parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
         parser.add_argument("--ae-title", default=settings.DICOM_AE_TITLE)
+        parser.add_argument(
+            "--no-analysis",
+            action="store_true",
+            help="store only; do not queue received exams for analysis (archive backfills)",
+        )
 
-    def handle(self, *args: Any, port: int, host: str, ae_title: str, **options: Any) -> None:
+    def handle(
+        self, *args: Any, port: int, host: str, ae_title: str, no_analysis: bool, **options: Any
+    ) -> None:
         from pynetdicom import AE, evt
         from pynetdicom.sop_class import Verification
 
@@ -85,7 +92,7 @@ class Command(BaseCommand):
         ae.add_supported_context(Verification)
         for uid in STORAGE_CLASSES:
             ae.add_supported_context(uid, TRANSFER_SYNTAXES)
-        receiver = Receiver()
+        receiver = Receiver(queue_analysis=not no_analysis)
         handlers = [
             (evt.EVT_C_STORE, receiver.on_store),
             (evt.EVT_RELEASED, receiver.on_association_end),
@@ -113,7 +120,8 @@ class Command(BaseCommand):
 class Receiver:
     """C-STORE handling; one pynetdicom thread per association."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, queue_analysis: bool = True) -> None:
+        self._queue_analysis = queue_analysis
         self._pending: dict[int, set[int]] = {}
         self._lock = threading.Lock()
 
@@ -156,7 +164,7 @@ class Receiver:
                 result.reason,
             )
             return status
-        if result.outcome == "stored" and result.study_id is not None:
+        if result.outcome == "stored" and result.study_id is not None and self._queue_analysis:
             with self._lock:
                 self._pending.setdefault(id(assoc), set()).add(result.study_id)
         log.info("C-STORE %s from %s: %s", name, peer, result.outcome)
