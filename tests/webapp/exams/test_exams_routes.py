@@ -317,3 +317,20 @@ def test_ingest_dicom_command_dirs_and_exit_status(tmp_path, media_files) -> Non
     assert "rejected  " in text and "truncated" in text
     assert "0 stored, 1 already received, 1 rejected" in text
     assert Patient.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_associations_for_one_new_exam_make_one_exam(
+    dicom_receiver, media_files
+) -> None:
+    import concurrent.futures
+
+    # Three images of one study, sent at once on three associations (the receiver runs one
+    # thread per association, so all three race to create the same patient and study).
+    names = ["US1_UNCR.dcm", "US1_UNCI.dcm", "US1_J2KR.dcm"]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        sent = list(pool.map(lambda n: storescu(dicom_receiver, us_file(n)), names))
+    assert [s.returncode for s in sent] == [0, 0, 0], [s.stderr for s in sent]
+    assert Study.objects.count() == 1 and Patient.objects.count() == 1
+    assert Instance.objects.filter(series__study=Study.objects.get()).count() == 3
+    assert len(media_files()) == 3
