@@ -34,6 +34,8 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[2]
 VENV_BIN = Path(sys.executable).parent
 VISIBILITY_TIMEOUT_S = 6
+#: The exam of the "model raises on one frame" test: phantom seed, frames, the failing frame.
+FAULT_EXAM_SEED, FAULT_EXAM_FRAMES, FAULT_FRAME = 32, 32, 13
 
 
 @pytest.fixture(scope="session")
@@ -94,9 +96,9 @@ def phantom_sop_uid(seed: int, frames: int) -> str:
 
 
 @pytest.fixture
-def phantom_uid_of() -> Callable[[int, int], str]:
-    """``phantom_uid_of(seed, frames)`` → the SOP Instance UID ``phantom_exam`` will store."""
-    return phantom_sop_uid
+def fault_exam() -> dict[str, int]:
+    """The phantom exam on which every module worker's plane model raises at one frame."""
+    return {"seed": FAULT_EXAM_SEED, "frames": FAULT_EXAM_FRAMES, "bad_frame": FAULT_FRAME}
 
 
 def write_phantom(folder: Path, *, seed: int, frames: int) -> PhantomFile:
@@ -144,6 +146,7 @@ class AnalysisWorker:
     process: subprocess.Popen
     hostname: str
     log_path: Path
+    env: dict[str, str]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -168,7 +171,8 @@ class AnalysisWorker:
 def analysis_workers(
     django_db_setup: None, django_db_blocker: object, plane_weights: Path, analysis_queue: str
 ) -> Iterator[Callable[..., AnalysisWorker]]:
-    """``start(**env)`` → a running worker on this module's queue; all stopped at the end."""
+    """``start(**env)`` → the one running worker on this module's queue (earlier ones are
+    stopped first, so a test knows which process takes its tasks); stopped at the end."""
     from django.conf import settings
     from django.db import connections
 
@@ -178,7 +182,14 @@ def analysis_workers(
     test_database_url = database_url_from_settings(connections["default"].settings_dict)
 
     def start(**extra_env: str) -> AnalysisWorker:
+        """The running worker if it was started with the same ``extra_env``; else stop the
+        module's earlier workers (one consumer at a time) and start a new one."""
         from webapp.celery import app
+
+        if started and started[-1].env == extra_env and started[-1].process.poll() is None:
+            return started[-1]
+        for earlier in started:
+            earlier.stop()
 
         hostname = f"analysis-test-{len(started)}-{os.getpid()}@{socket.gethostname()}"
         log_file = tempfile.NamedTemporaryFile(
@@ -195,6 +206,10 @@ def analysis_workers(
             "SONOREVIEW_ANALYSIS_QUEUE": analysis_queue,
             "SONOREVIEW_TEST_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
             "SONOREVIEW_ANALYSIS_BATCH_FRAMES": "8",
+            # The fault test's exam (and only it) has a frame the model raises on.
+            "SONOREVIEW_ANALYSIS_FAULT_FRAMES": (
+                f"{phantom_sop_uid(FAULT_EXAM_SEED, FAULT_EXAM_FRAMES)}:{FAULT_FRAME}"
+            ),
             "OMP_NUM_THREADS": "1",
             "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO_ROOT)]),
             "PYTHONWARNINGS": "ignore",
@@ -222,7 +237,7 @@ def analysis_workers(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        worker = AnalysisWorker(process, hostname, Path(log_file.name))
+        worker = AnalysisWorker(process, hostname, Path(log_file.name), dict(extra_env))
         started.append(worker)
         deadline = time.monotonic() + 90
         while not app.control.ping(destination=[hostname], timeout=0.5):

@@ -136,11 +136,11 @@ def test_worker_killed_mid_exam_redelivers_the_batch_and_findings_equal_an_undis
 
 
 def test_a_model_failing_on_one_frame_marks_that_frame_and_the_exam_completes(
-    analysis_workers, phantom_exam, phantom_uid_of, wait_for
+    analysis_workers, phantom_exam, fault_exam, wait_for
 ) -> None:
-    seed, bad_frame = 32, 13
-    sop_uid = phantom_uid_of(seed, FRAMES)
-    worker = analysis_workers(SONOREVIEW_ANALYSIS_FAULT_FRAMES=f"{sop_uid}:{bad_frame}")
+    seed, bad_frame = fault_exam["seed"], fault_exam["bad_frame"]
+    assert fault_exam["frames"] == FRAMES
+    worker = analysis_workers()  # every module worker raises on that exam's frame 13
     study = phantom_exam(seed=seed, frames=FRAMES)
     wait_for(
         lambda: Study.objects.get(pk=study.pk).status == ExamStatus.READY_FOR_REVIEW,
