@@ -9,9 +9,16 @@ import http.client
 import io
 import json
 import mimetypes
+import os
+import shutil
+import signal
 import socket
 import subprocess
+import tempfile
+import threading
+import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,6 +29,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLE_DIR = REPO_ROOT / "static" / "viewer"
+ORTHANC_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -184,6 +192,14 @@ class _SiteHandler(BaseHTTPRequestHandler):
 class _Site(ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        # a page closed while its background frame loads were in flight: not an error here
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     def __init__(self, orthanc_port: int) -> None:
         super().__init__(("127.0.0.1", 0), _SiteHandler)
         self.orthanc_port = orthanc_port
@@ -206,6 +222,105 @@ class ViewerSite:
     def harness_url(self, inst: UsInstance, *, root: str = "/dicom-web", **params: object) -> str:
         query = {"root": root, "study": inst.study, "series": inst.series, **params}
         return f"{self.url}/static/viewer/harness.html?{urlencode(query)}"
+
+
+def second_instance_of_cine(workdir: Path, cine: UsInstance) -> Path:
+    """US1_UNCR's real pixels filed as a second, single-frame image of the cine's series (an
+    exam with several images: the thumbnail strip, showInstance and per-instance overlays)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(us_file("US1_UNCR.dcm"))
+    # same patient too: Orthanc keys a study by Patient ID + Study Instance UID
+    cine_ds = pydicom.dcmread(cine.path, stop_before_pixels=True)
+    for keyword in ("PatientID", "PatientName", "PatientBirthDate", "PatientSex"):
+        setattr(ds, keyword, cine_ds.get(keyword, ""))
+    ds.StudyInstanceUID = cine.study
+    ds.SeriesInstanceUID = cine.series
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.InstanceNumber = int(cine_ds.get("InstanceNumber", 0) or 0) + 1  # listed after the cine
+    path = workdir / "second.dcm"
+    ds.save_as(path)
+    return path
+
+
+@contextlib.contextmanager
+def run_orthanc(files: dict[str, str]) -> Iterator[OrthancServer]:
+    """Debian's Orthanc + DICOMweb plugin on free loopback ports in a temp dir, holding `files`
+    (name -> pydicom test file name) and a second image of the "cine" series if there is one.
+    On exit it is stopped and waited for (a restart before that fails: "database is locked")."""
+    binary = shutil.which("Orthanc")
+    if binary is None or not ORTHANC_PLUGIN.exists():
+        pytest.skip(
+            "Orthanc with the DICOMweb plugin is not installed (apt install orthanc orthanc-dicomweb)"
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="sonoreview-viewer-orthanc-"))
+    (workdir / "logs").mkdir()
+    http_port, dicom_port = free_port(), free_port()
+    config = {
+        "Name": "SONOREVIEW-VIEWER-TEST",
+        "StorageDirectory": str(workdir / "storage"),
+        "IndexDirectory": str(workdir / "index"),
+        "HttpPort": http_port,
+        "DicomPort": dicom_port,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "UnknownSopClassAccepted": True,
+        "Plugins": [str(ORTHANC_PLUGIN)],
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Host": f"127.0.0.1:{http_port}"},
+    }
+    (workdir / "orthanc.json").write_text(json.dumps(config))
+    process = subprocess.Popen(
+        [binary, f"--logdir={workdir / 'logs'}", str(workdir / "orthanc.json")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server = OrthancServer(http_port, workdir, process)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"Orthanc exited with {process.returncode}:\n{server.log()}")
+            try:
+                urllib.request.urlopen(f"{server.url}/system", timeout=2).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"Orthanc did not answer within 20 s:\n{server.log()}"
+                    ) from None
+                time.sleep(0.1)
+        for name, filename in files.items():
+            server.store(name, us_file(filename))
+        if "cine" in server.instances:
+            server.store("second", second_instance_of_cine(workdir, server.instances["cine"]))
+        yield server
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serve_site(orthanc_port: int) -> Iterator[ViewerSite]:
+    """The same-origin site (bundle + DICOMweb proxy) on a free loopback port."""
+    if not (BUNDLE_DIR / "viewer.js").is_file():
+        raise RuntimeError("static/viewer/viewer.js is missing: build it with `make viewer`")
+    server = _Site(orthanc_port)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield ViewerSite(server)
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # ------------------------------------------------------------------ browser-side helpers
