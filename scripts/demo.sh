@@ -43,7 +43,10 @@ say "Demo users"
 manage create_demo_users
 
 say "Demo exams"
-if "$VENV_BIN/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('inference.phantom.__main__') is None)" 2>/dev/null; then
+already=$(manage shell -v 0 -c "from webapp.exams.models import Study; print(Study.objects.exists())" 2>/dev/null | tail -n 1 || echo False)
+if [ "$already" = "True" ]; then
+  echo "exams already loaded (make clean-demo starts afresh)"
+elif "$VENV_BIN/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('inference.phantom.__main__') is None)" 2>/dev/null; then
   "$VENV_BIN/python" -m inference.phantom --out var/demo-dicom --seed 0
   ingest=""
   commands=$(manage help --commands)
