@@ -7,7 +7,8 @@ migratable PostgreSQL database) the numbers include PostgreSQL. MEDIA_ROOT is a 
 folder either way. For each cine it prints the median over --repeat runs of one complete
 ``ingest_file`` (spool + sha256, inspect + frame table, first/last frame decode check, rows,
 rename), as MB/s and frames/s, then per-frame costs of the DICOMweb frame route (stored bytes
-into a multipart body, no decode) and of a rendered PNG (decode one frame).
+into a multipart body, no decode: service level, and over the whole Django stack with a signed-in
+test client) and of a rendered full-size PNG (decode one frame).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def setup_django(database_url: str | None, media_root: Path) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "webapp.settings.base"
     os.environ.setdefault("DJANGO_DEBUG", "1")
     os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("ALLOWED_HOSTS", "localhost")
+    os.environ.setdefault("ALLOWED_HOSTS", "localhost,testserver")
     os.environ["MEDIA_ROOT"] = str(media_root)
     os.environ["DATABASE_URL"] = database_url or f"sqlite:///{media_root / 'bench.sqlite3'}"
     os.environ.pop("CELERY_BROKER_URL", None)
@@ -95,9 +96,16 @@ def main() -> None:
         from webapp.exams.models import Instance
 
         print(f"database: {connection.vendor}; CPU cores: {os.cpu_count()}; repeats: {args.repeat}")
+        from django.test import Client
+
+        from webapp.accounts.models import User
+
+        reader, _ = User.objects.get_or_create(username="bench", defaults={"role": "obstetrician"})
+        client = Client()
+        client.force_login(reader)
         print(
             f"{'cine':52} {'MB':>6} {'frames':>6} {'ingest s':>9} {'MB/s':>7} {'frames/s':>9} "
-            f"{'frame ms':>9} {'PNG ms':>7}"
+            f"{'frame ms':>9} {'HTTP ms':>8} {'PNG ms':>7}"
         )
         for label, path in cines(workdir):
             size_mb = path.stat().st_size / 1e6
@@ -120,6 +128,14 @@ def main() -> None:
                 parts = dicomweb.frame_parts(instance, [number], transfer_syntax="*")
                 dicomweb.multipart_body(parts)
             frame_ms = (time.perf_counter() - start) / frames * 1000
+            # The same through the whole Django stack (session, auth, audit, URL routing).
+            base = dicomweb.instance_base_url("", instance)
+            accept = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+            start = time.perf_counter()
+            for number in range(1, frames + 1):
+                response = client.get(f"{base}/frames/{number}", HTTP_ACCEPT=accept)
+                assert response.status_code == 200
+            http_ms = (time.perf_counter() - start) / frames * 1000
             # Rendered PNG, full size, a sample of frames (decode one frame each time).
             sample = list(range(1, frames + 1, max(1, frames // 10)))
             start = time.perf_counter()
@@ -128,7 +144,7 @@ def main() -> None:
             png_ms = (time.perf_counter() - start) / len(sample) * 1000
             print(
                 f"{label:52} {size_mb:6.2f} {frames:6d} {elapsed:9.3f} {size_mb / elapsed:7.1f} "
-                f"{frames / elapsed:9.0f} {frame_ms:9.2f} {png_ms:7.1f}"
+                f"{frames / elapsed:9.0f} {frame_ms:9.2f} {http_ms:8.2f} {png_ms:7.1f}"
             )
         forget_all()
 

@@ -61,8 +61,10 @@ def find_instance(user: Any, sop_uid: str, **uids: str) -> Instance | None:
     instance = query.first()
     if instance is None:
         return None
-    if not visible_studies(user).filter(pk=instance.series.study_id).exists():
-        return None
+    if getattr(user, "role", "") == "sonographer" and not getattr(user, "is_superuser", False):
+        # Only sonographers are limited to their own exams (one query more, for them only).
+        if not visible_studies(user).filter(pk=instance.series.study_id).exists():
+            return None
     return instance
 
 

@@ -157,6 +157,7 @@ def test_dicomweb_needs_sign_in_and_hides_other_sonographers_exams(client, make_
     assert client.get(url).status_code == 401
     client.force_login(make_user("sonographer"))
     assert client.get(url).status_code == 404
+    assert client.get(f"/exams/instances/{result.sop_instance_uid}/thumbnail").status_code == 404
     client.force_login(owner)
     assert client.get(url).status_code == 200
     client.force_login(make_user("obstetrician"))
