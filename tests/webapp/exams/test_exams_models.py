@@ -121,3 +121,22 @@ def test_user_calibration_for_png(db, make_user) -> None:
         services.set_user_calibration(
             instance=dicom, mm_per_pixel_x=0.1, mm_per_pixel_y=0.1, user=user
         )
+
+
+def test_user_calibration_endpoint(db, client_as) -> None:
+    client = client_as("obstetrician")
+    jpeg = io.BytesIO()
+    Image.fromarray(np.full((30, 40, 3), 90, dtype=np.uint8)).save(jpeg, format="JPEG")
+    result = services.ingest_file(source=jpeg.getvalue(), file_name="fp.jpg", route="upload")
+    url = f"/exams/instances/{result.sop_instance_uid}/calibration"
+    bad = client.post(url, {"mm_per_pixel_x": "abc"})
+    assert bad.status_code == 400 and "could not convert" in bad.json()["error"]
+    zero = client.post(url, {"mm_per_pixel_x": "0"})
+    assert zero.json()["error"] == "mm per pixel 0.0 is outside 0–10"
+    ok = client.post(url, {"mm_per_pixel_x": "0.2", "note": "from the depth scale"})
+    assert ok.json() == {"source": "user", "mm_per_pixel_x": 0.2, "mm_per_pixel_y": 0.2}
+    assert (
+        Calibration.objects.get(instance__sop_instance_uid=result.sop_instance_uid).note
+        == "from the depth scale"
+    )
+    assert Instance.objects.get(pk=result.instance_id).converted_from == "jpeg"
