@@ -79,7 +79,8 @@ def served_transfer_syntax(instance: Instance) -> str:
     return str(ExplicitVRLittleEndian)
 
 
-@lru_cache(maxsize=512)
+# Bounded: a 16-bit palette's expanded LUTs make a document of ~1 MB.
+@lru_cache(maxsize=64)
 def _cached_header_json(path: str, sha256: str, served_ts: str, frames: int) -> str:
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     document = dicomio.dicom_json(
@@ -228,7 +229,7 @@ def _needs_header(instance: Instance) -> bool:
     return instance.transfer_syntax_uid == pydicom.uid.ExplicitVRBigEndian
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=64)
 def _header_for(path: str, sha256: str) -> pydicom.Dataset:
     return dicomio.pixel_header(pydicom.dcmread(path, stop_before_pixels=True))
 

@@ -334,3 +334,24 @@ def test_concurrent_associations_for_one_new_exam_make_one_exam(
     assert Study.objects.count() == 1 and Patient.objects.count() == 1
     assert Instance.objects.filter(series__study=Study.objects.get()).count() == 3
     assert len(media_files()) == 3
+
+
+@pytest.mark.orthanc
+@pytest.mark.django_db
+def test_pacs_pull_since_date(orthanc) -> None:
+    orthanc.clear()
+    path = us_file("OBXXXX1A_2frame.dcm")
+    original = pydicom.dcmread(path)
+    stow_to_orthanc(orthanc, path)
+    PacsNode.objects.create(name="orthanc", dicomweb_url=orthanc.dicomweb_url)
+    study_date = f"{original.StudyDate[:4]}-{original.StudyDate[4:6]}-{original.StudyDate[6:8]}"
+    out = io.StringIO()
+    call_command("pacs_pull", node="orthanc", since="2999-01-01", stdout=out)
+    assert out.getvalue().startswith("0 US studies on orthanc since 2999-01-01")
+    out = io.StringIO()
+    call_command("pacs_pull", node="orthanc", since=study_date, stdout=out)
+    assert f"1 US studies on orthanc since {study_date}" in out.getvalue()
+    assert Instance.objects.get().number_of_frames == 2
+    out = io.StringIO()
+    call_command("pacs_pull", node="orthanc", since=study_date, stdout=out)  # scheduled again
+    assert "duplicate" in out.getvalue() and Instance.objects.count() == 1
