@@ -308,7 +308,7 @@ async function mountViewer() {
       thumbnails: false,
       onGeometryChange,
       onFrameChange: (e) => { current = { sop: e.sopInstanceUID, frameIndex: e.frameIndex }; },
-      onReady: (info) => { window.examViewerReady = info; document.body.dataset.viewer = 'ready'; },
+      onReady: (info) => { window.examViewerReady = { ...info, sinceNavigationMs: performance.now() }; document.body.dataset.viewer = 'ready'; },
       onError: (e) => { document.body.dataset.viewer = 'error'; notice(`Viewer: ${e.message}. Showing rendered frames instead.`); viewer?.destroy?.(); viewer = null; fallback(); },
     });
     window.examViewer = viewer;
