@@ -46,8 +46,20 @@ const buildInfo = {
   },
 };
 
+// Cornerstone's CPU path mixes CSS-sized canvases with devicePixelRatio scaling (see the patch).
+const cpuDprFix = {
+  name: 'sonoreview-cpu-dpr-fix',
+  enforce: 'pre',
+  load(id) {
+    if (id.split(sep).join('/').endsWith('/cpuFallback/rendering/cssPixelConversion.js')) {
+      return readFileSync(resolve(__dirname, 'src/patches/cssPixelConversion.js'), 'utf8');
+    }
+    return null;
+  },
+};
+
 export default defineConfig({
-  plugins: [buildInfo],
+  plugins: [cpuDprFix, buildInfo],
   base: './',
   publicDir: 'public', // harness.html copied as is: it imports ./viewer.js like the review page
   build: {

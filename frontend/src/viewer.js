@@ -36,7 +36,7 @@ import {
   seriesMetadataUrl,
   studyMetadataUrl,
 } from './dicomweb.js';
-import { overlayGeometry, validateOverlay } from './geometry.js';
+import { ellipseHandles, overlayGeometry, validateOverlay } from './geometry.js';
 import { OVERLAY_COLORS, OVERLAY_EDIT_EVENT, OVERLAY_TOOLS, SonoOverlayToolBase, imageToWorld } from './overlayTools.js';
 
 export const VERSION = '0.1.0';
@@ -803,6 +803,20 @@ export function mountExamViewer(element, options = {}) {
     return [c[0], c[1]];
   }
 
+  /**
+   * Canvas px (relative to the canvas) of an overlay's handles on the shown frame: ellipse
+   * [a-end +, a-end −, b-end +, b-end −], length [p1, p2]; null when it is not on screen.
+   * For page-side UI and end-to-end tests that drag handles.
+   */
+  function getOverlayHandles(overlayId) {
+    const o = state.overlays.find((x) => x.id === String(overlayId));
+    if (!o || !state.visible[o.kind] || !state.current) return null;
+    if (overlayInstance(o) !== state.current.sopInstanceUID) return null;
+    if (state.viewport.getCurrentImageIdIndex() !== o.frameIndex) return null;
+    const points = o.kind === 'ellipse' ? ellipseHandles(o) : o.kind === 'length' ? [o.p1, o.p2] : [];
+    return points.map((p) => imageToCanvas(p));
+  }
+
   function destroy() {
     if (state.destroyed) return;
     pause();
@@ -853,6 +867,7 @@ export function mountExamViewer(element, options = {}) {
     resetView,
     getState,
     imageToCanvas,
+    getOverlayHandles,
     getCanvas: () => viewportEl.querySelector('canvas'),
     destroy,
   };

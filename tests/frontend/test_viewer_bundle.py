@@ -420,3 +420,44 @@ def test_destroy_empties_the_element_and_a_new_viewer_mounts(page, viewer_site, 
     assert result == {"emptied": True, "frames": 30, "frame": 3}
     assert canvas_pixels(page)[..., :3].std() > 10
     assert not [m for m in page.console_messages if m.startswith(("error", "pageerror"))]
+
+
+def test_overlays_sit_on_the_image_and_handles_drag_on_a_hidpi_screen(
+    browser, viewer_site, viewer_orthanc, artifacts
+):
+    """devicePixelRatio 2 (HiDPI laptops, 200 % scaling): Cornerstone 5.14's CPU path drew
+    overlays at half their place there until the bundle patched its pixel conversion."""
+    inst = viewer_orthanc.instances["cine"]
+    overlays = viewer_site.add_json("/fixtures/overlays-d.json", [HC])
+    context = browser.new_context(viewport={"width": 900, "height": 760}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        assert open_viewer(page, viewer_site, inst, overlays=overlays)["type"] == "ready"
+        page.wait_for_timeout(100)
+        shot = screenshot_pixels(page, path=artifacts / "overlays-hidpi.png")  # device px
+        css_w = page.locator(".srv-viewport").bounding_box()["width"]
+        ratio = shot.shape[1] / css_w
+        assert ratio == pytest.approx(2, abs=0.01)
+        for t in (0, math.pi / 2, math.pi):
+            x, y = to_canvas(page, ellipse_point(HC, t))
+            assert colour_near(shot, HC_RGB, (x * ratio, y * ratio), radius=5) > 0, t
+        # the image under the overlay is where the fit-to-canvas map says (its bright wall)
+        canvas = canvas_pixels(page)
+        to_canvas_fit, _ = fit_mapping(canvas.shape[1], canvas.shape[0], inst.columns, inst.rows)
+        assert sample_correlation(canvas, reference_frame(inst, 0), to_canvas_fit) > 0.97
+
+        handles = page.evaluate("() => window.viewer.getOverlayHandles('hc-1')")
+        box = page.locator(".srv-viewport canvas").bounding_box()
+        start = (box["x"] + handles[1][0], box["y"] + handles[1][1])  # the a-axis minus end
+        drag(page, start, (start[0] - 20, start[1]))
+        page.wait_for_function(
+            "() => window.viewerEvents.some(e => e.type === 'geometry' && e.detail.final)"
+        )
+        g = geometry_events(page, "hc-1")[-1]["geometry"]
+        scale = to_canvas(page, (1, 0))[0] - to_canvas(page, (0, 0))[0]
+        a_plus, a_minus = ellipse_point(HC, 0), ellipse_point(HC, math.pi)
+        moved = (a_minus[0] - 20 / scale, a_minus[1])
+        assert g["a"] == pytest.approx(math.dist(a_plus, moved) / 2, abs=0.5)
+        assert g["cx"] == pytest.approx((a_plus[0] + moved[0]) / 2, abs=0.5)
+    finally:
+        context.close()
