@@ -34,6 +34,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,29 @@ def _model_card(weights: Path) -> tuple[str, str]:
     return "", ""
 
 
+def optimise_for_inference(model: Any, example_shape: tuple[int, ...], device: str) -> Any:
+    """The network traced and frozen for inference (batch-norm folded into the convolutions).
+
+    About twice as fast on CPU for these small networks; outputs equal the eager model's to
+    float rounding (checked in tests/inference/test_pipeline.py). ``SONOREVIEW_TORCH_OPTIMISE=0``
+    keeps the eager model; a model that cannot be traced is returned unchanged.
+    """
+    if os.environ.get("SONOREVIEW_TORCH_OPTIMISE", "1") == "0":
+        return model
+    import torch
+
+    try:
+        # TorchScript is deprecated in favour of torch.compile, which needs a compiler toolchain
+        # at run time and compiles per input shape; tracing is still the cheap win on CPU here.
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            example = torch.zeros(example_shape, device=device)
+            traced = torch.jit.trace(model.eval(), example, check_trace=False)
+            return torch.jit.optimize_for_inference(traced)
+    except Exception:  # tracing is an optimisation only
+        return model
+
+
 class PlaneClassifier:
     """The plane classifier (:class:`inference.planes.model.Predictor`) with its identity."""
 
@@ -151,6 +175,9 @@ class PlaneClassifier:
             PLANES_MODEL, version, digest, str(weights), "plane classification", card, card_path
         )
         self.input_size = self.predictor.input_size
+        self.predictor.model = optimise_for_inference(
+            self.predictor.model, (2, 1, self.input_size, self.input_size), device
+        )
 
     def probabilities(
         self,
@@ -174,6 +201,9 @@ class HeadSegmenter:
 
         snapshot, digest = snapshot_weights(weights, snapshot_dir)
         self.predictor = HeadPredictor(snapshot, device=device)
+        self.predictor.model = optimise_for_inference(
+            self.predictor.model, (1, 1, *self.predictor.net_shape), device
+        )
         card, card_path = _model_card(Path(weights))
         self.info = ModelInfo(
             HEAD_MODEL,
@@ -535,34 +565,22 @@ def _points_mm(points: Sequence[Sequence[float]], cal: PixelCalibration) -> list
     return [[round(x * cal.mm_per_px_x, 3), round(y * cal.mm_per_px_y, 3)] for x, y in points]
 
 
-def measure_head_frame(
-    head: HeadSegmenter, frame: NDArray, calibrate: Calibrate | None = None
-) -> FrameMeasurements:
-    """Skull mask, outer ellipse and HC / BPD / OFD / CI on one frame.
+def head_measurements(
+    e: Any,
+    calibrate: Calibrate | None,
+    *,
+    confidence: float | None = None,
+    model: ModelInfo | None = None,
+) -> list[Measurement]:
+    """HC, BPD, OFD and CI from an outer-skull ellipse ``e`` (px), mm only where ``calibrate``
+    returns one calibration for all the points of that measurement.
 
-    HC = Ramanujan perimeter of the outer-skull ellipse; BPD = its minor axis (outer-to-outer);
-    OFD = its major axis; CI = BPD / OFD × 100. Each length gets mm only when ``calibrate``
-    returns a calibration for all its points (HC: 72 points on the ellipse; BPD/OFD: the two
-    caliper ends).
+    HC = Ramanujan perimeter (72 outline points must be covered); BPD = minor axis,
+    outer-to-outer; OFD = major axis (each: its two caliper ends must be covered); CI =
+    BPD / OFD × 100 (from mm when both are calibrated).
     """
     from inference.head.predict import BPD_CONVENTION, HC_METHOD
 
-    result = head.predictor.predict_batch([frame], [None], return_masks=True)[0]
-    info = head.info
-    evidence = {
-        "mean_probability": result.mean_probability,
-        "inlier_fraction": result.inlier_fraction,
-        "mask_agreement": result.mask_agreement,
-    }
-    segs = []
-    if result.mask is not None and result.mask.any():
-        segs.append(Segmentation("skull", result.mask.astype(bool), info))
-    if not result.found or result.ellipse is None:
-        return FrameMeasurements(
-            False, result.reason or "no head found", result.confidence, [], segs, evidence
-        )
-    e = result.ellipse
-    conf = round(float(result.confidence), 4)
     ellipse_px = {k: round(v, 4) for k, v in e.to_dict().items()}
     out: list[Measurement] = []
 
@@ -575,8 +593,8 @@ def measure_head_frame(
         calibration=cal,
         convention="outer skull border",
         method=HC_METHOD,
-        confidence=conf,
-        model=info,
+        confidence=confidence,
+        model=model,
     )
     if cal is not None:
         hc.value_mm = round(_ellipse_perimeter_mm(e, cal), 3)
@@ -608,8 +626,8 @@ def measure_head_frame(
             calibration=cal,
             convention=convention,
             method=f"{'minor' if kind == 'BPD' else 'major'} axis of the outer-skull ellipse",
-            confidence=conf,
-            model=info,
+            confidence=confidence,
+            model=model,
         )
         if cal is not None:
             m.value_mm = round(_length_mm(ends[0], ends[1], cal), 3)
@@ -624,12 +642,42 @@ def measure_head_frame(
         unit="%",
         convention="BPD / OFD × 100",
         method="cephalic index from the outer-skull ellipse",
-        confidence=conf,
-        model=info,
+        confidence=confidence,
+        model=model,
     )
     if lengths["BPD"] is not None and lengths["OFD"] is not None:
         ci.value_mm = round(100.0 * lengths["BPD"] / lengths["OFD"], 3)
     out.append(ci)
+    return out
+
+
+def measure_head_frame(
+    head: HeadSegmenter, frame: NDArray, calibrate: Calibrate | None = None
+) -> FrameMeasurements:
+    """Skull mask, outer ellipse and HC / BPD / OFD / CI on one frame.
+
+    HC = Ramanujan perimeter of the outer-skull ellipse; BPD = its minor axis (outer-to-outer);
+    OFD = its major axis; CI = BPD / OFD × 100. Each length gets mm only when ``calibrate``
+    returns a calibration for all its points (HC: 72 points on the ellipse; BPD/OFD: the two
+    caliper ends).
+    """
+    result = head.predictor.predict_batch([frame], [None], return_masks=True)[0]
+    info = head.info
+    evidence = {
+        "mean_probability": result.mean_probability,
+        "inlier_fraction": result.inlier_fraction,
+        "mask_agreement": result.mask_agreement,
+    }
+    segs = []
+    if result.mask is not None and result.mask.any():
+        segs.append(Segmentation("skull", result.mask.astype(bool), info))
+    if not result.found or result.ellipse is None:
+        return FrameMeasurements(
+            False, result.reason or "no head found", result.confidence, [], segs, evidence
+        )
+    e = result.ellipse
+    conf = round(float(result.confidence), 4)
+    out = head_measurements(e, calibrate, confidence=conf, model=info)
     return FrameMeasurements(True, "", conf, out, segs, evidence, e)
 
 
@@ -821,7 +869,10 @@ def rerank_head(
         return choice, None
     best: tuple[float, float, Any, int, FrameMeasurements] | None = None
     for score, source, number in choice.candidates or [(choice.score, choice.source, choice.frame)]:
-        fm = measure_head_frame(head, frame_of(source, number), calibrate_for(source, number))
+        try:
+            fm = measure_head_frame(head, frame_of(source, number), calibrate_for(source, number))
+        except Exception as exc:  # one frame the head model raises on must not fail the exam
+            fm = FrameMeasurements(False, f"head model failed: {type(exc).__name__}: {exc}")
         combined = score * (fm.confidence if fm.found else 0.0)
         if best is None or combined > best[0]:
             best = (combined, score, source, number, fm)
