@@ -47,6 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument("--flip-tta", action="store_true", help="average with the mirrored frame")
     return p.parse_args(argv)
 
 
@@ -116,7 +117,9 @@ def main(argv: list[str]) -> int:
         print(f"hc18: no usable caliper points in {landmarks_path}", file=sys.stderr)
         return 2
 
-    predictor = HeadPredictor(weights, device=args.device, threads=args.threads)
+    predictor = HeadPredictor(
+        weights, device=args.device, threads=args.threads, flip_tta=args.flip_tta
+    )
     rows: list[dict] = []
     seconds = 0.0
     for start in range(0, len(items), args.batch):
@@ -180,6 +183,7 @@ def main(argv: list[str]) -> int:
         "ms_per_image": round(1000 * seconds / max(1, len(rows)), 1),
         "batch": args.batch,
         "device": str(predictor.device),
+        "flip_tta": predictor.flip_tta,
     }
     print(json.dumps(report))
     if args.out:

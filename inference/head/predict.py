@@ -292,6 +292,7 @@ class HeadPredictor:
         device: str | None = None,
         threads: int | None = None,
         batch_size: int = 16,
+        flip_tta: bool = False,
     ) -> None:
         import torch
 
@@ -312,6 +313,8 @@ class HeadPredictor:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.version = f"head-unet-b{blob['config'].get('base')}-{digest}"
         self.batch_size = max(1, int(batch_size))
+        # optionally average with the left-right mirrored frame (2× network time)
+        self.flip_tta = bool(flip_tta)
         self._torch = torch
         self._lock = threading.Lock()
 
@@ -322,8 +325,11 @@ class HeadPredictor:
         with self._lock, torch.inference_mode():
             for i in range(0, len(inputs), self.batch_size):
                 x = torch.from_numpy(np.ascontiguousarray(inputs[i : i + self.batch_size]))
-                logits = self.model(x[:, None].to(self.device))
-                out.append(torch.sigmoid(logits)[:, 0].float().cpu().numpy())
+                x = x[:, None].to(self.device)
+                prob = torch.sigmoid(self.model(x))
+                if self.flip_tta:
+                    prob = (prob + torch.sigmoid(self.model(x.flip(-1))).flip(-1)) / 2
+                out.append(prob[:, 0].float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, *self.net_shape), np.float32)
 
     def predict_batch(
