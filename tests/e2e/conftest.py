@@ -82,3 +82,68 @@ def doctor(transactional_db: None) -> Any:
     user.set_password("e2e-pass")
     user.save()
     return user
+
+
+@pytest.fixture
+def truth_exam(transactional_db: None, tmp_path: Path) -> Any:
+    """A phantom biometry exam whose analysis run holds the phantom's known truth as AI findings
+    (HC/BPD/OFD on the head frame, FL on the femur frame), written as the analysis app stores
+    them — so the review UI is exercised on AI measurements whatever the shipped models find."""
+    from inference.phantom.dicom import ExamIds, phantom_uid, write_us_image
+    from inference.phantom.generator import make_frame
+    from webapp.analysis.models import (
+        AnalysisRun,
+        BestFrameFinding,
+        MeasurementFinding,
+        QualityFinding,
+    )
+    from webapp.exams import services as exams
+    from webapp.exams.models import ExamStatus, Instance, Study
+    from webapp.review.geometry import measure
+
+    ids = ExamIds.for_exam(9191, 2, "e2e truth biometry")
+    series_uid = phantom_uid(9191, 2, "series", 1)
+    frames, study_id = [], None
+    for i, (plane, sub) in enumerate(PLANES, start=1):
+        f = make_frame(plane, brain_plane=sub, seed=9191 + i, shape=(360, 480))
+        frames.append(f)
+        path = write_us_image(
+            tmp_path / f"IMG{i:03d}.dcm", f.image, fov=f.fov, pixel_mm=f.pixel_mm, ids=ids,
+            series_uid=series_uid, sop_uid=phantom_uid(9191, 2, "sop", i), instance_number=i,
+        )  # fmt: skip
+        result = exams.ingest_file(source=path, file_name=path.name, route="upload", queue=False)
+        assert result.ok, result.reason
+        study_id = result.study_id
+    study = Study.objects.get(pk=study_id)
+    for status in (ExamStatus.QUEUED, ExamStatus.ANALYSING, ExamStatus.READY_FOR_REVIEW):
+        study.transition_to(status)
+    instances = list(Instance.objects.filter(series__study=study).order_by("instance_number"))
+    run = AnalysisRun.objects.create(
+        study=study, status="done", stage="done", frames_total=3, frames_done=3
+    )
+    for view, inst in zip(
+        ("head_trans_thalamic", "abdomen_ac", "femur_fl"), instances, strict=True
+    ):
+        BestFrameFinding.objects.create(
+            run=run, view_key=view, instance=inst, frame_number=1, score=0.9, flag="optimal"
+        )
+    head, femur = frames[0].landmarks, frames[2].landmarks
+    e = head["head"]
+    specs = [
+        (instances[0], "HC", {"type": "ellipse", "cx": e.cx, "cy": e.cy, "a": e.a, "b": e.b, "angle": e.angle}),
+        (instances[0], "BPD", {"type": "line", "points": [list(p) for p in head["bpd_points"]]}),
+        (instances[0], "OFD", {"type": "line", "points": [list(p) for p in head["ofd_points"]]}),
+        (instances[2], "FL", {"type": "line", "points": [list(p) for p in femur["femur_points"]]}),
+    ]  # fmt: skip
+    for inst, kind, geometry in specs:
+        m = measure(instance=inst, frame_number=1, kind=kind, geometry_px=geometry)
+        MeasurementFinding.objects.create(
+            run=run, instance=inst, frame_number=1, kind=kind, geometry_px=m.geometry_px,
+            geometry_mm=m.geometry_mm, value_px=m.value_px, value_mm=m.value_mm,
+            calibration_source="us_regions", confidence=0.9,
+        )  # fmt: skip
+    QualityFinding.objects.create(
+        run=run, view_key="head_trans_thalamic", rubric_plane="head", criterion_key="head.symmetric",
+        verdict="met", instance=instances[0], frame_number=1,
+    )  # fmt: skip
+    return study

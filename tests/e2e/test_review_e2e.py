@@ -240,3 +240,115 @@ def test_obstetrician_reviews_and_signs_an_exam_analysed_by_the_pipeline(
     assert page.errors == []  # type: ignore[attr-defined]
     copy_for_docs(["worklist", "exam", "sign-off", "signed"])
     print(f"first frame on the exam page: {first_render_ms:.0f} ms")
+
+
+BPD_RGB = (118, 255, 3)
+
+
+def test_ai_measurements_are_corrected_decided_signed_and_amended(
+    page, live_server, truth_exam, doctor
+):
+    from webapp.analysis.models import MeasurementFinding
+    from webapp.exams.models import ExamStatus
+    from webapp.review.models import Amendment, FindingDecision, PlaneRelabel, SignOff
+
+    base = live_server.url
+    study = truth_exam
+    ai = {m.kind: m for m in MeasurementFinding.objects.filter(run__study=study)}
+    login(page, base, "dr_e2e", "e2e-pass")
+    page.goto(f"{base}/review/exams/{study.pk}/")
+    page.wait_for_function("() => document.body.dataset.viewer === 'ready'", timeout=30000)
+    hc_id = f"measurement:{ai['HC'].pk}"
+    page.locator(f"tr[data-item='{hc_id}']").click()
+    page.wait_for_function(
+        "id => window.examViewer.getState().overlays.some(o => o.id === id)", arg=hc_id
+    )
+    page.wait_for_timeout(300)
+    viewport = page.locator(".srv-viewport")
+    shot = pixels(viewport)
+    e = dict(ai["HC"].geometry_px)
+    for t in (0, math.pi / 2, math.pi, 3 * math.pi / 2):
+        assert colour_count(shot, HC_RGB, to_canvas(page, ellipse_point(e, t))) > 0
+    p1, p2 = ai["BPD"].geometry_px["points"]
+    assert (
+        colour_count(shot, BPD_RGB, to_canvas(page, ((p1[0] + p2[0]) / 2, (p1[1] + p2[1]) / 2))) > 0
+    )
+
+    # overlay toggle: the viewer's "ellipses" box hides the HC outline
+    page.locator(".srv-toggles input[data-kind=ellipse]").uncheck()
+    page.wait_for_timeout(100)
+    assert colour_count(pixels(viewport), HC_RGB) < 20
+    page.locator(".srv-toggles input[data-kind=ellipse]").check()
+    page.wait_for_timeout(100)
+
+    # drag the HC a-axis end outwards: the physician column and the GA update, then e saves
+    box = page.locator(".srv-viewport canvas").bounding_box()
+    a_end = to_canvas(page, ellipse_point(e, 0))
+    centre = to_canvas(page, (e["cx"], e["cy"]))
+    ux, uy = a_end[0] - centre[0], a_end[1] - centre[1]
+    norm = math.hypot(ux, uy)
+    start = (box["x"] + a_end[0], box["y"] + a_end[1])
+    drag(page, start, (start[0] + 25 * ux / norm, start[1] + 25 * uy / norm))
+    page.wait_for_selector(f"tr[data-item='{hc_id}'] .dec-unsaved")
+    page.wait_for_timeout(600)
+    shown = page.locator(f"tr[data-item='{hc_id}'] td[data-cell=physician]").inner_text()
+    shown_mm = float(shown.split()[0])
+    assert shown_mm > ai["HC"].value_mm + 5
+    page.keyboard.press("e")
+    page.wait_for_selector(f"tr[data-item='{hc_id}'] .dec-edited")
+    d = FindingDecision.objects.get(measurement=ai["HC"])
+    assert d.action == "edited" and d.edited_value_mm == pytest.approx(shown_mm, abs=0.1)
+    ai["HC"].refresh_from_db()
+    assert d.edited_value_mm > ai["HC"].value_mm  # the AI's row is unchanged beside the edit
+    ga = page.locator("#biometry dd[data-ga='ga.hadlock1984.hc']").inner_text()
+    assert ga  # GA from the edited HC is shown
+
+    # keys on the measurement table: a accepts BPD, r rejects OFD; FL by its button
+    for kind, key, cls in (("BPD", "a", "accepted"), ("OFD", "r", "rejected")):
+        page.locator(f"tr[data-item='measurement:{ai[kind].pk}']").click()
+        page.keyboard.press(key)
+        page.wait_for_selector(f"tr[data-item='measurement:{ai[kind].pk}'] .dec-{cls}")
+    page.locator(f"tr[data-item='measurement:{ai['FL'].pk}'] button[data-action=accept]").click()
+    page.wait_for_selector(f"tr[data-item='measurement:{ai['FL'].pk}'] .dec-accepted")
+    assert {x.measurement.kind: x.action for x in FindingDecision.objects.filter(study=study)} == {
+        "HC": "edited",
+        "BPD": "accepted",
+        "OFD": "rejected",
+        "FL": "accepted",
+    }
+
+    # relabel the frame on screen
+    page.select_option("#relabel-view", "abdomen_ac")
+    page.click("#relabel-form button[type=submit]")
+    page.wait_for_function("() => window.reviewState().relabels.length === 1")
+    assert PlaneRelabel.objects.get(study=study).new_label == "abdomen_ac"
+
+    # sign, then amend with a reason and change a finding under the amendment, then sign again
+    page.click("#sign-open")
+    page.wait_for_selector("#sign-dialog[open]")
+    page.fill("#sign-password", "e2e-pass")
+    page.click("#sign-submit")
+    page.wait_for_selector("#locked-banner")
+    page.fill("#amend-reason", "FL measured on a foreshortened femur")
+    page.click("#amend-form button[type=submit]")
+    page.wait_for_function(
+        "() => document.querySelector('#exam-status').textContent.trim() === 'Amended'"
+    )
+    page.wait_for_function("() => document.body.dataset.viewer === 'ready'", timeout=30000)
+    page.locator(f"tr[data-item='measurement:{ai['FL'].pk}']").click()
+    page.keyboard.press("r")
+    page.wait_for_selector(f"tr[data-item='measurement:{ai['FL'].pk}'] .dec-rejected")
+    amendment = Amendment.objects.get(study=study)
+    assert amendment.reason == "FL measured on a foreshortened femur"
+    assert [c["what"] for c in amendment.changes] == ["decision"]
+    page.click("#sign-open")
+    page.wait_for_selector("#sign-dialog[open]")
+    assert "FL measured on a foreshortened femur" in page.locator("#sign-summary").inner_text()
+    page.fill("#sign-password", "e2e-pass")
+    page.click("#sign-submit")
+    page.wait_for_selector("#locked-banner")
+    study.refresh_from_db()
+    assert study.status == ExamStatus.SIGNED
+    assert SignOff.objects.filter(study=study).count() == 2
+    assert "foreshortened" in page.locator("#amendments").inner_text()
+    assert page.errors == []  # type: ignore[attr-defined]
