@@ -213,3 +213,94 @@ def test_analyse_exam_command_inline_prints_a_progress_bar(phantom_exam, plane_w
     run = AnalysisRun.objects.get(study=study)
     assert run.trigger == "command"
     assert json.dumps(run.notes)  # JSON-serialisable notes
+
+
+@pytest.fixture
+def brain_biased_weights(tmp_path, monkeypatch):
+    """A PlaneNet whose output ignores the image: every frame 'Fetal brain, trans-thalamic'
+    (p ≈ 0.9999), so the head frame search and the head model run on every candidate."""
+    import torch
+
+    from inference.planes import taxonomy
+    from inference.planes.model import PlaneNet, save_weights
+
+    net = PlaneNet().eval()
+    with torch.no_grad():
+        for head, keys, key in (
+            (net.plane_head, taxonomy.PLANE_KEYS, "fetal_brain"),
+            (net.brain_head, taxonomy.BRAIN_PLANE_KEYS, "trans_thalamic"),
+        ):
+            head.weight.zero_()
+            head.bias.fill_(0.0)
+            head.bias[keys.index(key)] = 12.0
+    path = tmp_path / "planes_brain.pt"
+    save_weights(net, path, {"width": 24, "version": "test-always-brain"})
+    monkeypatch.setenv("SONOREVIEW_PLANES_WEIGHTS", str(path))
+    return path
+
+
+def test_finalize_stores_head_masks_measurements_and_calibration_region(
+    tmp_path, brain_biased_weights
+) -> None:
+    from inference.phantom import make_frame
+    from inference.phantom.dicom import ExamIds, write_us_image
+    from webapp.analysis.models import DerivedFinding, MeasurementFinding, SegmentationFinding
+    from webapp.analysis.services import mask_from_png
+    from webapp.exams.models import Instance, Study, UltrasoundRegion
+    from webapp.exams.services import ingest_file
+
+    ids = ExamIds.for_exam(41, 1, "three head images")
+    ids = type(ids)(**{**ids.__dict__, "study_uid": "2.25.4141414141"})
+    frames = {}
+    for i in range(3):
+        f = make_frame("fetal_brain", seed=40 + i, brain_plane="trans_thalamic")
+        path = write_us_image(
+            tmp_path / f"head{i}.dcm",
+            f.image,
+            fov=f.fov,
+            pixel_mm=f.pixel_mm,
+            ids=ids,
+            series_uid="2.25.4141414142",
+            sop_uid=f"2.25.41414141430{i}",
+            instance_number=i + 1,
+        )
+        result = ingest_file(source=path, file_name=path.name, route="upload", queue=False)
+        assert result.outcome == "stored", result.reason
+        frames[result.sop_instance_uid] = f
+    study = Study.objects.get(study_instance_uid="2.25.4141414141")
+    run = _analyse(study)
+    assert run.status == RunStatus.DONE
+    assert run.frames_total == 3
+    best = BestFrameFinding.objects.get(run=run, view_key="head_trans_thalamic")
+    assert best.instance is not None and best.frame_number == 1
+    assert best.flag in ("optimal", "sub_optimal")
+    assert len(best.evidence["candidates"]) == 3
+    assert "head_confidence" in best.evidence
+    truth = frames[best.instance.sop_instance_uid]
+    measurements = {m.kind: m for m in MeasurementFinding.objects.filter(run=run)}
+    if not run.notes["head"]["found"]:
+        # The head checkpoint found no head on these phantom frames: said so, nothing measured.
+        assert run.notes["head"]["reason"]
+        assert best.flag == "sub_optimal"
+        assert measurements == {}
+        assert not DerivedFinding.objects.filter(run=run).exists()
+        return
+    assert set(measurements) == {"HC", "BPD", "OFD", "CI"}
+    hc = measurements["HC"]
+    region = UltrasoundRegion.objects.get(instance=best.instance)
+    assert hc.calibration_region_id == region.pk
+    assert hc.calibration_source == "us_regions"
+    assert hc.mm_per_pixel_x == pytest.approx(truth.pixel_mm, rel=1e-6)
+    assert hc.value_mm == pytest.approx(hc.value_px * truth.pixel_mm, rel=1e-4)
+    assert hc.geometry_px["type"] == "ellipse"
+    assert hc.model_version.name == "head-unet"
+    assert measurements["BPD"].convention == "outer-to-outer"
+    seg = SegmentationFinding.objects.get(run=run, structure="skull")
+    mask = mask_from_png(seg.mask_png)
+    assert mask.shape == (seg.rows, seg.columns) == truth.image.shape
+    assert int(mask.sum()) == seg.area_px > 0
+    ga = DerivedFinding.objects.get(run=run, formula_key="ga.hadlock1984.hc")
+    assert ga.unit == "d"
+    assert ga.inputs["hc_mm"] == pytest.approx(hc.value_mm, abs=1e-3)
+    assert ga.formula["dicom_code"] is not None or ga.formula["code_note"]
+    assert Instance.objects.filter(series__study=study).count() == 3
