@@ -241,3 +241,25 @@ def test_inspect_rejects_garbage(tmp_path: Path) -> None:
     path.write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 300)
     with pytest.raises(DicomProblem):
         inspect_dicom_file(path)
+
+
+def test_ybr_full_native(tmp_path: Path) -> None:
+    """YBR_FULL (uncompressed): made from the real RGB US image, decoded back to RGB."""
+    from pydicom.pixels import convert_color_space
+
+    ds = pydicom.dcmread(us_file("US1_UNCR.dcm"))
+    rgb = ds.pixel_array
+    ds.PixelData = convert_color_space(rgb, "RGB", "YBR_FULL").tobytes()
+    ds.PhotometricInterpretation = "YBR_FULL"
+    path = tmp_path / "ybr_full.dcm"
+    ds.save_as(path)
+    inspected = inspect_dicom_file(path)
+    reader = FrameReader(
+        path,
+        inspected_header(inspected),
+        inspected.frame_byte_ranges,
+        inspected.transfer_syntax_uid,
+    )
+    decoded = display_frame(reader, 0).astype(int)
+    assert inspected.photometric_interpretation == "YBR_FULL"
+    assert np.abs(decoded - rgb.astype(int)).max() <= 2  # two 8-bit colour conversions

@@ -7,6 +7,7 @@ C-STORE: dcmtk's ``storescu`` over DIMSE to ``manage.py dicom_receiver`` in its 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import zipfile
@@ -111,56 +112,73 @@ def stow_to_orthanc(orthanc, path: Path) -> None:
 def test_three_routes_land_identical_records(
     client_as, orthanc, dicom_receiver, media_files, analysis_not_dispatched
 ) -> None:
-    name = "examples_ybr_color.dcm"  # 30-frame JPEG baseline cine with an ultrasound region
-    path = us_file(name)
-    original = pydicom.dcmread(path)
+    # A 30-frame JPEG baseline cine with one US region, and an RLE palette-colour image with a
+    # tissue region and a spectral strip.
+    names = ["examples_ybr_color.dcm", "OBXXXX1A_rle.dcm"]
+    paths = [us_file(n) for n in names]
+    originals = [pydicom.dcmread(p) for p in paths]
+    sops = [ds.SOPInstanceUID for ds in originals]
+    studies = [ds.StudyInstanceUID for ds in originals]
     client = client_as("sonographer")
 
+    def snapshots() -> list[dict]:
+        return [snapshot(sop) for sop in sops]
+
+    def forget_all() -> None:
+        for uid in studies:
+            forget(uid)
+        assert media_files() == set()
+
     # 1. Browser upload (API)
-    payload = upload(client, (name, path.read_bytes()))
-    assert [r["outcome"] for r in payload["results"]] == ["stored"]
-    by_upload = snapshot(original.SOPInstanceUID)
-    study = Study.objects.get(study_instance_uid=original.StudyInstanceUID)
+    payload = upload(client, *[(n, p.read_bytes()) for n, p in zip(names, paths, strict=True)])
+    assert [r["outcome"] for r in payload["results"]] == ["stored", "stored"]
+    by_upload = snapshots()
+    study = Study.objects.get(study_instance_uid=studies[0])
     assert study.source == ExamSource.UPLOAD and study.sonographer == client.user
-    forget(original.StudyInstanceUID)
-    assert media_files() == set()
+    forget_all()
 
     # 2. PACS pull over DICOMweb from Orthanc
     orthanc.clear()
-    stow_to_orthanc(orthanc, path)
+    for path in paths:
+        stow_to_orthanc(orthanc, path)
     node = PacsNode.objects.create(name="orthanc", dicomweb_url=orthanc.dicomweb_url)
     out = io.StringIO()
-    call_command("pacs_pull", node="orthanc", study=[original.StudyInstanceUID], stdout=out)
-    assert "stored" in out.getvalue()
-    by_pacs = snapshot(original.SOPInstanceUID)
-    study = Study.objects.get(study_instance_uid=original.StudyInstanceUID)
+    call_command(
+        "pacs_pull", "--node", "orthanc", "--study", studies[0], "--study", studies[1], stdout=out
+    )
+    assert out.getvalue().count("stored") == 2, out.getvalue()
+    by_pacs = snapshots()
+    study = Study.objects.get(study_instance_uid=studies[0])
     assert study.source == ExamSource.PACS and study.pacs_node == node
     # The PACS's own bytes are kept (WADO-RS with transfer-syntax=*), not a re-encoding.
-    instance = Instance.objects.get(sop_instance_uid=original.SOPInstanceUID)
-    assert instance.sha256 == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
-    forget(original.StudyInstanceUID)
+    for sop, path in zip(sops, paths, strict=True):
+        stored = Instance.objects.get(sop_instance_uid=sop).sha256
+        assert stored == hashlib.sha256(path.read_bytes()).hexdigest()
+    forget_all()
 
     # 3. Modality C-STORE with storescu
-    sent = storescu(dicom_receiver, path)
-    assert sent.returncode == 0, sent.stderr + dicom_receiver.log()[-2000:]
-    by_cstore = snapshot(original.SOPInstanceUID)
-    assert (
-        Study.objects.get(study_instance_uid=original.StudyInstanceUID).source == ExamSource.CSTORE
-    )
+    for path in paths:
+        sent = storescu(dicom_receiver, path)
+        assert sent.returncode == 0, sent.stderr + dicom_receiver.log()[-2000:]
+    by_cstore = snapshots()
+    assert Study.objects.get(study_instance_uid=studies[0]).source == ExamSource.CSTORE
 
     assert by_upload == by_pacs == by_cstore
-    assert by_upload["instance"]["number_of_frames"] == 30
-    assert by_upload["instance"]["frame_time_ms"] == pytest.approx(33.333)
-    assert by_upload["frames"][29][1] == pytest.approx(29 * 33.333)
-    assert by_upload["calibration"]["source"] == "us_regions"
-    assert len(by_upload["regions"]) == 1
+    cine, still = by_upload
+    assert cine["instance"]["number_of_frames"] == 30
+    assert cine["instance"]["frame_time_ms"] == pytest.approx(33.333)
+    assert cine["frames"][29][1] == pytest.approx(29 * 33.333)
+    assert cine["calibration"]["source"] == "us_regions" and len(cine["regions"]) == 1
+    assert still["instance"]["photometric_interpretation"] == "PALETTE COLOR"
+    assert still["instance"]["transfer_syntax_uid"] == "1.2.840.10008.1.2.5"
+    assert [r["physical_units_x"] for r in still["regions"]] == [3, 4]
 
     # A second C-STORE of the same instance is "already received": success status, no copy.
-    again = storescu(dicom_receiver, path)
+    again = storescu(dicom_receiver, paths[0])
     assert again.returncode == 0
-    assert Instance.objects.filter(sop_instance_uid=original.SOPInstanceUID).count() == 1
+    assert Instance.objects.filter(sop_instance_uid=sops[0]).count() == 1
     assert IngestEvent.objects.filter(route="cstore", outcome="duplicate").count() == 1
-    assert len(media_files()) == 1
+    assert len(media_files()) == 2
 
 
 @pytest.mark.django_db(transaction=True)
