@@ -92,10 +92,20 @@ def publish(task_name: str, *args: Any) -> bool:
     """Send a task to the analysis queue; False (logged) when the broker does not answer.
 
     Never raises for a broker outage: the rows already say what still has to happen, and
-    ``sweep_stuck`` re-publishes it.
+    ``sweep_stuck`` re-publishes it. With ``task_always_eager`` (the demo without a broker) the
+    task runs in this process instead.
     """
     from webapp.celery import app
 
+    if app.conf.task_always_eager:
+        # Demo without a broker: run the step here and now (its own follow-ups likewise).
+        from webapp.analysis import tasks  # registers the tasks in this process
+
+        try:
+            getattr(tasks, task_name.rsplit(".", 1)[1]).apply(args=list(args), throw=True)
+        except Exception as exc:  # the task's on_failure has recorded the failure on the run
+            log.warning("%s%s failed in-process: %s: %s", task_name, args, type(exc).__name__, exc)
+        return True
     try:
         # A fresh connection per message (cheap on Redis): the broker URL is read at each call
         # and a connection broken by a broker restart is never reused.

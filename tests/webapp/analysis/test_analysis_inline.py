@@ -304,3 +304,21 @@ def test_finalize_stores_head_masks_measurements_and_calibration_region(
     assert ga.inputs["hc_mm"] == pytest.approx(hc.value_mm, abs=1e-3)
     assert ga.formula["dicom_code"] is not None or ga.formula["code_note"]
     assert Instance.objects.filter(series__study=study).count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_demo_mode_without_a_broker_analyses_in_process_after_ingest(
+    phantom_exam, plane_weights
+) -> None:
+    from webapp.celery import app
+    from webapp.exams.models import Study
+
+    app.conf.task_always_eager = True
+    try:
+        study = phantom_exam(seed=18, frames=30)  # queue=True: the ingest hook fires on commit
+    finally:
+        app.conf.task_always_eager = False
+    study = Study.objects.get(pk=study.pk)
+    assert study.status == ExamStatus.READY_FOR_REVIEW
+    run = AnalysisRun.objects.get(study=study)
+    assert (run.status, run.trigger, run.frames_done) == (RunStatus.DONE, "ingest", 30)
