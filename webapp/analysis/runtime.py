@@ -44,6 +44,16 @@ def weights_paths() -> dict[str, Path]:
     }
 
 
+def inference_device() -> str:
+    """``SONOREVIEW_INFERENCE_DEVICE``, else ``cuda`` when this process sees a GPU, else ``cpu``."""
+    chosen = os.environ.get("SONOREVIEW_INFERENCE_DEVICE")
+    if chosen:
+        return chosen
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _file_key(path: Path) -> tuple:
     try:
         st = path.stat()
@@ -63,7 +73,7 @@ def models() -> pipeline.Models:
             _models = pipeline.load_models(
                 planes_weights=paths["planes"],
                 head_weights=paths["head"],
-                device=os.environ.get("SONOREVIEW_INFERENCE_DEVICE", "cpu"),
+                device=inference_device(),
             )
             _models_key = key
         return _models
