@@ -12,5 +12,6 @@ urlpatterns = [
     path("", include("webapp.exams.urls")),
     path("", include("webapp.analysis.urls")),
     path("review/", include("webapp.review.urls")),
+    path("", include("webapp.reports.urls")),
     path("", include("webapp.core.urls")),
 ]

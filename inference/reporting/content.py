@@ -8,6 +8,7 @@ radians from +x towards +y), a length ``{"type": "line", "points": [[x, y], [x, 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,22 @@ from pydicom.dataset import Dataset
 
 #: Measurement kinds the report carries, in the order a report lists them.
 KINDS = ("BPD", "OFD", "HC", "AC", "FL")
+
+
+def normalise_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
+    """The stored geometry with an explicit ``type``: the analysis app writes
+    ``{"type": "ellipse", …}``, the review app's edits ``{cx, cy, a, b, angle}`` without a type,
+    and lengths may come as ``{p1, p2}``. ValueError for anything else."""
+    g = dict(geometry)
+    if g.get("type") == "ellipse" or {"cx", "cy", "a", "b"} <= g.keys():
+        g["type"] = "ellipse"
+        g.setdefault("angle", 0.0)
+        return g
+    if "points" in g and len(g["points"]) >= 2:
+        return {"type": "line", "points": [list(map(float, p)) for p in g["points"][:2]]}
+    if "p1" in g and "p2" in g:
+        return {"type": "line", "points": [list(map(float, g["p1"])), list(map(float, g["p2"]))]}
+    raise ValueError(f"unknown measurement geometry {sorted(g)}: expected an ellipse or two points")
 
 
 @dataclass(frozen=True)
@@ -66,9 +83,12 @@ class Measurement:
     selected: bool = True
     ai_value_mm: float | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "geometry_px", normalise_geometry(self.geometry_px))
+
     @property
     def shape(self) -> str:
-        return "ellipse" if self.geometry_px.get("type") == "ellipse" else "line"
+        return self.geometry_px["type"]
 
 
 @dataclass(frozen=True)
@@ -175,3 +195,14 @@ class ReportContent:
         for m in self.measurements:
             seen.setdefault(m.source.key, m.source)
         return list(seen.values())
+
+
+def stable_uid(*parts: object) -> str:
+    """A 2.25 UID derived from ``parts`` (same parts → same UID; 128 bits of SHA-256).
+
+    pydicom's ``generate_uid(prefix=None, entropy_srcs=…)`` ignores the sources and returns a
+    random UUID-based UID, so report objects that must keep their identity across rebuilds and
+    retries get theirs here.
+    """
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()[:16]
+    return "2.25." + str(int.from_bytes(digest, "big"))

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "webapp.exams",
     "webapp.analysis",
     "webapp.review",
+    "webapp.reports",
 ]
 
 MIDDLEWARE = [
