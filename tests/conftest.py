@@ -5,6 +5,7 @@
   must use ``@pytest.mark.django_db(transaction=True)`` so the worker can see committed data.
 - ``make_user`` / ``client_as``: accounts with a clinical role, and a test client signed in as one.
 - ``closed_port``: a loopback TCP port nobody listens on (for "service is down" tests).
+- ``chromium_browser`` (module): headless Debian Chromium through Playwright's sync API.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 WORKER_START_TIMEOUT_S = 90.0
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 @dataclass
@@ -161,3 +165,35 @@ def closed_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chromium_browser() -> Iterator[object]:
+    """Headless Debian Chromium (never ``playwright install``), one per test module.
+
+    Module scope on purpose: Playwright's sync API runs an asyncio loop in the main thread while
+    it is active, so (1) a second ``sync_playwright()`` started while another is still alive
+    fails with "using Playwright Sync API inside the asyncio loop", and (2) Django refuses ORM
+    calls from that thread. A session-scoped browser therefore breaks every later browser or
+    database module; closing it at the end of each module keeps modules independent. Django's
+    async guard is relaxed only while the browser lives (the live server thread uses the ORM).
+    """
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
