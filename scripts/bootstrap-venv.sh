@@ -24,5 +24,6 @@ if [ ! -x "$VENV/bin/python" ]; then
   fi
 fi
 echo "bootstrap-venv: installing sonoreview and its dependencies into $VENV"
+# --no-compile: byte-compiling all of torch up front costs CI time; modules compile on import.
 # (this machine's pip configuration names extra local indexes; drop its noise about them)
-"$VENV/bin/python" -m pip install -q -e '.[dev]' 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+"$VENV/bin/python" -m pip install -q --no-compile -e '.[dev]' 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
