@@ -86,7 +86,7 @@ def schedule_reports(*, signoff: Any) -> ReportGeneration | None:
 
     Side effects: one ReportGeneration row (pending), a Celery task published on commit. A broker
     that is down is logged, never raised: the sign-off stands, and the generation stays pending
-    (``python manage.py generate_pending_reports`` or the panel's retry picks it up).
+    (``python manage.py send_pending_reports`` or the panel's "Build again" picks it up).
     """
     try:
         with transaction.atomic():  # a savepoint: a failure here must not undo the signature
@@ -532,6 +532,33 @@ def retry_generation(*, study: Study) -> list[int]:
     return ids
 
 
+def sweep(*, stale_after_s: float = 600.0) -> tuple[int, int]:
+    """Queue generations still pending/failed (older than ``stale_after_s``) and write-backs that
+    are pending (older than that) or retrying and due. Returns (generations, write-backs) queued.
+    Side effects: Celery tasks published; no row changes."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=stale_after_s)
+    generations = list(
+        ReportGeneration.objects.exclude(status=ReportGeneration.Status.DONE)
+        .filter(created_at__lte=cutoff, attempts__lt=5)
+        .values_list("pk", flat=True)
+    )
+    due = list(
+        Writeback.objects.filter(
+            status=WritebackStatus.RETRYING, next_retry_at__lte=now
+        ).values_list("pk", flat=True)
+    ) + list(
+        Writeback.objects.filter(
+            status=WritebackStatus.PENDING, created_at__lte=cutoff
+        ).values_list("pk", flat=True)
+    )
+    for pk in generations:
+        _publish_generation(pk)
+    for pk in due:
+        _publish_stow(pk)
+    return len(generations), len(due)
+
+
 def panel(study: Study) -> dict[str, Any]:
     """What the exam's report panel shows: generations, documents by version, write-backs."""
     docs = list(
@@ -565,4 +592,5 @@ __all__ = [
     "retry_writeback",
     "schedule_reports",
     "send_writeback",
+    "sweep",
 ]

@@ -239,3 +239,35 @@ def test_a_sonographer_cannot_download_someone_elses_report(
     assert client.get(reverse("reports:panel", args=[study.pk])).status_code == 404
     client.force_login(owner)
     assert client.get(reverse("reports:download", args=[doc.pk])).status_code == 200
+
+
+def test_the_sweep_queues_due_write_backs_and_unfinished_generations(
+    analysed_exam, make_user, django_capture_on_commit_callbacks, closed_port, monkeypatch
+) -> None:
+    # The broker round trip is the worker test's job; here only what the sweep picks matters.
+    published: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        services, "_publish_stow", lambda pk, countdown=0: published.append(("stow", pk))
+    )
+    monkeypatch.setattr(services, "_publish_generation", lambda pk: published.append(("gen", pk)))
+    node = PacsNode.objects.create(
+        name="sweep", dicomweb_url=f"http://127.0.0.1:{closed_port}/dicom-web", timeout_seconds=2
+    )
+    study = analysed_exam(pacs_node=node)
+    doctor = make_user("obstetrician")
+    decide_all(study, doctor)
+    with django_capture_on_commit_callbacks(execute=False):
+        signoff = sign(study, doctor)
+    generation = ReportGeneration.objects.get(signoff=signoff)
+    assert services.sweep(stale_after_s=3600) == (0, 0)  # nothing is overdue yet
+    assert services.sweep(stale_after_s=0) == (1, 0)
+    assert published == [("gen", generation.pk)]
+    docs = _generate(study, signoff)
+    sr = next(d for d in docs if d.kind == ReportKind.SR5000)
+    services.send_writeback(writeback_id=sr.writeback.pk)  # fails: retrying, due later
+    published.clear()
+    _, due = services.sweep(stale_after_s=3600)
+    assert due == 0
+    Writeback.objects.filter(pk=sr.writeback.pk).update(next_retry_at=timezone.now())
+    assert services.sweep(stale_after_s=3600) == (0, 1)
+    assert published == [("stow", sr.writeback.pk)]
