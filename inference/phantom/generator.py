@@ -373,9 +373,14 @@ def _head(sc: _Scene, p: dict[str, Any]) -> dict[str, Any]:
         masks["cavum_septi_pellucidi"] = csp_m
     if thal:
         k = 1.0 + 2.5 * asym  # asymmetric section: one thalamus larger
-        left = oval(-0.05 * ai, vm - 0.17 * bi, 0.17 * ai * k, 0.11 * bi * k)
-        right = oval(-0.05 * ai, vm + 0.17 * bi, 0.17 * ai / k, 0.11 * bi / k)
-        sc.paint(left | right, 0.07)
+        left = oval(-0.05 * ai, vm - 0.19 * bi, 0.2 * ai * k, 0.14 * bi * k)
+        right = oval(-0.05 * ai, vm + 0.19 * bi, 0.2 * ai / k, 0.14 * bi / k)
+        # hypoechoic thalami with a brighter rim, the third ventricle between them
+        rim = oval(-0.05 * ai, vm - 0.19 * bi, 0.23 * ai * k, 0.17 * bi * k) | oval(
+            -0.05 * ai, vm + 0.19 * bi, 0.23 * ai / k, 0.17 * bi / k
+        )
+        sc.paint(rim & ~(left | right), 0.45)
+        sc.paint(left | right, 0.05)
         masks["thalami"] = left | right
     if ventr:
         atria = oval(-0.5 * ai, vm + 0.33 * bi, 0.24 * ai, 0.075 * bi) | oval(
@@ -391,9 +396,13 @@ def _head(sc: _Scene, p: dict[str, Any]) -> dict[str, Any]:
         hemis = oval(-0.58 * ai, vm - 0.13 * bi, 0.13 * ai, 0.14 * bi) | oval(
             -0.58 * ai, vm + 0.13 * bi, 0.13 * ai, 0.14 * bi
         )
-        sc.paint(hemis, 0.32, texture=0.2)
-        sc.paint(oval(-0.58 * ai, vm, 0.12 * ai, 0.035 * bi), 0.65)  # vermis
-        cm = oval(-0.8 * ai, vm, 0.08 * ai, 0.2 * bi) & ~hemis
+        rim = oval(-0.58 * ai, vm - 0.13 * bi, 0.16 * ai, 0.17 * bi) | oval(
+            -0.58 * ai, vm + 0.13 * bi, 0.16 * ai, 0.17 * bi
+        )
+        sc.paint(rim & ~hemis, 0.7)  # bright outline of the "butterfly"
+        sc.paint(hemis, 0.12, texture=0.2)
+        sc.paint(oval(-0.58 * ai, vm, 0.13 * ai, 0.045 * bi), 0.75)  # vermis
+        cm = oval(-0.84 * ai, vm, 0.1 * ai, 0.24 * bi) & ~rim
         sc.paint(cm, FLUID)
         masks["cerebellum"] = hemis
     sc.masks.update(masks)

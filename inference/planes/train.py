@@ -69,7 +69,8 @@ def phantom_set(n_per_class: int, seed: int, size: int = INPUT_SIZE):
     xs, ys, bs = [], [], []
     shapes = [(256, 320), (288, 384), (240, 320)]
     for plane in taxonomy.PLANE_KEYS:
-        for _i in range(n_per_class):
+        # twice the brain frames: they also teach the four sub-planes
+        for _i in range(n_per_class * (2 if plane == "fetal_brain" else 1)):
             fseed = int(rng.integers(0, 2**31 - 1))
             shape = shapes[int(rng.integers(len(shapes)))]
             kw: dict = {"seed": fseed, "shape": shape}
@@ -176,6 +177,7 @@ def train_model(
     y_soft: np.ndarray,
     y_brain: np.ndarray,
     *,
+    brain_weight: np.ndarray | None = None,
     epochs: int,
     seed: int,
     batch: int = 32,
@@ -184,7 +186,12 @@ def train_model(
     max_minutes: float | None = None,
     log=print,
 ):
-    """Train PlaneNet with class-balanced sampling; returns the model (eval mode)."""
+    """Train PlaneNet with class-balanced sampling; returns the model (eval mode).
+
+    ``brain_weight`` (N,) weighs each sample's sub-plane loss (default 1): HC18's many
+    trans-thalamic images are down-weighted so that the sub-plane head cannot learn "HC18-looking
+    means trans-thalamic" from them alone.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -200,14 +207,21 @@ def train_model(
     hard = y_soft.argmax(1)
     counts = np.bincount(hard, minlength=N_PLANES).astype(np.float64)
     w = 1.0 / np.maximum(counts[hard], 1)
+    w[hard == taxonomy.PLANE_KEYS.index("fetal_brain")] *= 1.5  # more brain: two heads learn
     w /= w.sum()
-    bcounts = np.bincount(y_brain[y_brain >= 0], minlength=N_BRAIN).astype(np.float32)
+    if brain_weight is None:
+        brain_weight = np.ones(len(x), np.float32)
+    has = y_brain >= 0
+    bcounts = np.bincount(y_brain[has], weights=brain_weight[has], minlength=N_BRAIN).astype(
+        np.float32
+    )
     bweight = torch.tensor(
         np.clip(bcounts.sum() / np.maximum(bcounts, 1) / N_BRAIN, 0.3, 5.0), dtype=torch.float32
     )
     xt = torch.from_numpy(x)
     yt = torch.from_numpy(y_soft)
     bt = torch.from_numpy(y_brain)
+    bwt = torch.from_numpy(brain_weight.astype(np.float32))
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     model.train()
@@ -221,8 +235,10 @@ def train_model(
             target = yt[j] * 0.95 + 0.05 / N_PLANES  # label smoothing
             loss = -(target * F.log_softmax(lp, 1)).sum(1).mean()
             bb = bt[j]
-            if (bb >= 0).any():
-                loss = loss + 0.5 * F.cross_entropy(lb[bb >= 0], bb[bb >= 0], weight=bweight)
+            m = bb >= 0
+            if m.any():
+                per = F.cross_entropy(lb[m], bb[m], weight=bweight, reduction="none")
+                loss = loss + (per * bwt[j][m]).sum() / (bweight[bb[m]] * bwt[j][m]).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -347,6 +363,8 @@ def main(argv: list[str]) -> int:
     x = np.concatenate(xs)
     y = np.concatenate(ys)
     b = np.concatenate(bs)
+    bw = np.ones(len(x), np.float32)
+    bw[: len(train_s)] = [0.25 if s.source == "hc18" else 1.0 for s in train_s]
     if len(x) == 0:
         log("error: no training images (give --fetal-planes-db, shared data or --phantom N)")
         return 2
@@ -357,6 +375,7 @@ def main(argv: list[str]) -> int:
         x,
         y,
         b,
+        brain_weight=bw,
         epochs=args.epochs,
         seed=args.seed,
         samples_per_epoch=args.samples_per_epoch,
@@ -398,7 +417,7 @@ def main(argv: list[str]) -> int:
                 k: sum(1 for s in train_s if s.source == k)
                 for k in sorted({s.source for s in train_s})
             },
-            "phantom_frames": int(args.phantom * N_PLANES),
+            "phantom_frames": int(args.phantom * (N_PLANES + 1)),
         },
         "held_out_subject_fraction": args.held_out,
         "train_minutes": round((time.perf_counter() - t_start) / 60, 1),
