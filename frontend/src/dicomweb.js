@@ -85,6 +85,10 @@ export function seriesMetadataUrl(root, studyUID, seriesUID) {
   return `${root}/studies/${studyUID}/series/${seriesUID}/metadata`;
 }
 
+export function instanceMetadataUrl(root, studyUID, seriesUID, sopUID) {
+  return `${root}/studies/${studyUID}/series/${seriesUID}/instances/${sopUID}/metadata`;
+}
+
 export function studyMetadataUrl(root, studyUID) {
   return `${root}/studies/${studyUID}/metadata`;
 }

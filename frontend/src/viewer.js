@@ -31,6 +31,7 @@ import {
   frameImageId,
   frameTimeFromMetadata,
   indexBySop,
+  instanceMetadataUrl,
   instancesFromMetadata,
   prepareForLoader,
   seriesMetadataUrl,
@@ -340,45 +341,65 @@ export function mountExamViewer(element, options = {}) {
   }
 
   // ---------------------------------------------------------------- metadata
-  async function loadMetadata() {
+  /**
+   * The list of instances. Given by the page (`instances`): nothing is fetched yet — each
+   * instance's metadata is fetched when it is first shown (instance metadata endpoint), so the
+   * first frame of a large exam does not wait for the whole series' metadata. Otherwise the
+   * series' (or study's) metadata lists them, and is kept.
+   */
+  async function loadInstanceList() {
     state.root = absoluteRoot(opts.dicomwebRoot);
     if (!opts.studyUID) throw new ViewerLoadError('studyUID is required');
-    let instances = Array.isArray(opts.instances) ? opts.instances.map((x) => ({ ...x })) : [];
-    const seriesUIDs = new Set(instances.map((x) => x.seriesInstanceUID || opts.seriesUID).filter(Boolean));
-    if (!instances.length && opts.seriesUID) seriesUIDs.add(opts.seriesUID);
-    let datasets = [];
-    if (seriesUIDs.size) {
-      const lists = await Promise.all(
-        [...seriesUIDs].map((se) => fetchDicomJson(seriesMetadataUrl(state.root, opts.studyUID, se), { timeoutMs: opts.loadTimeoutMs })),
-      );
-      datasets = lists.flat();
+    if (Array.isArray(opts.instances) && opts.instances.length) {
+      state.instances = opts.instances.map((x, i) => {
+        if (!x?.sopInstanceUID) throw new ViewerLoadError(`instances[${i}] needs a sopInstanceUID`);
+        const seriesInstanceUID = x.seriesInstanceUID || opts.seriesUID;
+        if (!seriesInstanceUID) {
+          throw new ViewerLoadError(`instances[${i}] needs a seriesInstanceUID (or give seriesUID)`);
+        }
+        return { ...x, seriesInstanceUID };
+      });
     } else {
-      datasets = await fetchDicomJson(studyMetadataUrl(state.root, opts.studyUID), { timeoutMs: opts.loadTimeoutMs });
+      const url = opts.seriesUID
+        ? seriesMetadataUrl(state.root, opts.studyUID, opts.seriesUID)
+        : studyMetadataUrl(state.root, opts.studyUID);
+      const datasets = await fetchDicomJson(url, { timeoutMs: opts.loadTimeoutMs });
+      state.instances = instancesFromMetadata(datasets).map((x) => ({ ...x, seriesInstanceUID: x.seriesInstanceUID || opts.seriesUID }));
+      const dsBySop = indexBySop(datasets);
+      for (const inst of state.instances) await adoptMetadata(inst, dsBySop.get(inst.sopInstanceUID));
     }
-    const dsBySop = indexBySop(datasets);
-    if (!instances.length) instances = instancesFromMetadata(datasets);
-    if (!instances.length) throw new ViewerLoadError(`no instances found in study ${opts.studyUID}${opts.seriesUID ? ` series ${opts.seriesUID}` : ''}`);
-    for (const inst of instances) {
-      if (!inst.sopInstanceUID) throw new ViewerLoadError('each instance needs a sopInstanceUID');
-      const ds = dsBySop.get(inst.sopInstanceUID);
-      if (!ds) {
-        throw new ViewerLoadError(`instance ${inst.sopInstanceUID} is not in the DICOMweb metadata of its series`);
-      }
-      const fromFile = instancesFromMetadata([ds])[0];
-      inst.seriesInstanceUID ||= fromFile.seriesInstanceUID || opts.seriesUID;
-      inst.numberOfFrames = Number(inst.numberOfFrames) || fromFile.numberOfFrames;
-      if (!(Number(inst.frameTimeMs) > 0)) {
-        const ft = frameTimeFromMetadata(ds);
-        inst.frameTimeMs = ft.frameTimeMs;
-        inst.frameTimeSource = ft.source;
-      } else {
-        inst.frameTimeMs = Number(inst.frameTimeMs);
-        inst.frameTimeSource ||= 'page';
-      }
-      state.metadataBySop.set(inst.sopInstanceUID, await prepareForLoader(ds));
+    if (!state.instances.length) {
+      throw new ViewerLoadError(`no instances found in study ${opts.studyUID}${opts.seriesUID ? ` series ${opts.seriesUID}` : ''}`);
     }
-    state.instances = instances;
-    state.bySop = new Map(instances.map((x) => [x.sopInstanceUID, x]));
+    state.bySop = new Map(state.instances.map((x) => [x.sopInstanceUID, x]));
+  }
+
+  /** Register one instance's DICOM JSON; the file's Number of Frames wins over the page's. */
+  async function adoptMetadata(inst, ds) {
+    const fromFile = instancesFromMetadata([ds])[0];
+    if (!fromFile || fromFile.sopInstanceUID !== inst.sopInstanceUID) {
+      throw new ViewerLoadError(`the DICOMweb metadata does not describe instance ${inst.sopInstanceUID}`);
+    }
+    if (inst.numberOfFrames != null && Number(inst.numberOfFrames) !== fromFile.numberOfFrames) {
+      console.warn(`instance ${inst.sopInstanceUID}: page said ${inst.numberOfFrames} frames, the file has ${fromFile.numberOfFrames}`);
+    }
+    inst.numberOfFrames = fromFile.numberOfFrames;
+    if (Number(inst.frameTimeMs) > 0) {
+      inst.frameTimeMs = Number(inst.frameTimeMs);
+      inst.frameTimeSource ||= 'page';
+    } else {
+      const ft = frameTimeFromMetadata(ds);
+      inst.frameTimeMs = ft.frameTimeMs;
+      inst.frameTimeSource = ft.source;
+    }
+    state.metadataBySop.set(inst.sopInstanceUID, await prepareForLoader(ds));
+  }
+
+  async function ensureMetadata(inst) {
+    if (state.metadataBySop.has(inst.sopInstanceUID)) return;
+    const url = instanceMetadataUrl(state.root, opts.studyUID, inst.seriesInstanceUID, inst.sopInstanceUID);
+    const [ds] = await fetchDicomJson(url, { timeoutMs: opts.loadTimeoutMs });
+    await adoptMetadata(inst, ds);
   }
 
   function imageIdsFor(inst) {
@@ -592,6 +613,8 @@ export function mountExamViewer(element, options = {}) {
     const inst = state.bySop.get(sopInstanceUID);
     if (!inst) throw new Error(`unknown instance ${sopInstanceUID}`);
     pause();
+    await guarded(ensureMetadata(inst), `loading the DICOM metadata of instance ${sopInstanceUID}`);
+    if (state.destroyed) return;
     const idx = clampFrame(frameIndex, inst);
     const imageIds = imageIdsFor(inst);
     state.current = inst;
@@ -878,7 +901,7 @@ export function mountExamViewer(element, options = {}) {
       state.overlays = (opts.overlays || []).map((o, i) => validateOverlay(o, i));
       await initCornerstone({ cpuRendering: opts.cpuRendering, maxWebWorkers: opts.maxWebWorkers });
       if (state.destroyed) return;
-      await guarded(loadMetadata(), 'loading DICOM metadata');
+      await guarded(loadInstanceList(), 'loading the DICOM metadata');
       if (state.destroyed) return;
       setupViewport();
       renderThumbnails();

@@ -176,6 +176,12 @@ def test_overlays_are_drawn_on_their_own_frame_and_toggle_by_kind(
     assert colour_near(shot, HC_RGB, to_canvas(page, inside), radius=8) == 0
     assert colour_mask(shot, CONTOUR_RGB).sum() == 0
 
+    # the page's text (server-computed values) replaces the label beside the overlay
+    page.evaluate("() => window.viewer.setOverlayText('hc-1', 'HC 172.4 mm')")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.srv-viewport svg text')].some(t => t.textContent === 'HC 172.4 mm')"
+    )
+
     page.evaluate("() => window.viewer.setOverlayVisible('ellipse', false)")
     page.wait_for_timeout(50)
     hidden = screenshot_pixels(page)
@@ -461,3 +467,37 @@ def test_overlays_sit_on_the_image_and_handles_drag_on_a_hidpi_screen(
         assert g["cx"] == pytest.approx((a_plus[0] + moved[0]) / 2, abs=0.5)
     finally:
         context.close()
+
+
+def test_instances_given_by_the_page_load_only_the_shown_instances_metadata(
+    page, viewer_site, viewer_orthanc
+):
+    """The review page passes the exam's instances: the first frame must not wait for the
+    metadata of every image in the series, only for the shown one's."""
+    cine = viewer_orthanc.instances["cine"]
+    second = viewer_orthanc.instances["second"]
+    listing = viewer_site.add_json(
+        "/fixtures/instances-a.json",
+        [
+            {"sopInstanceUID": second.sop, "seriesInstanceUID": second.series},
+            {"sopInstanceUID": cine.sop, "seriesInstanceUID": cine.series, "numberOfFrames": 30},
+        ],
+    )
+    viewer_site.server.dicomweb_requests.clear()
+    event = open_viewer(page, viewer_site, cine, instances=listing, sop=cine.sop, frame=4)
+    assert event["type"] == "ready", event
+    metadata = [p for p, _ in viewer_site.server.dicomweb_requests if p.endswith("/metadata")]
+    assert metadata == [
+        f"/dicom-web/studies/{cine.study}/series/{cine.series}/instances/{cine.sop}/metadata"
+    ]
+    state = viewer_state(page)
+    assert state["frameIndex"] == 4 and state["numberOfFrames"] == 30
+    assert state["frameTimeSource"] == "FrameTime"
+    # the other instance's metadata comes when it is shown
+    page.evaluate(f"() => window.viewer.showInstance('{second.sop}')")
+    page.wait_for_function(f"() => window.viewer.getState().sopInstanceUID === '{second.sop}'")
+    assert viewer_state(page)["numberOfFrames"] == 1
+    assert any(
+        p.endswith(f"/instances/{second.sop}/metadata")
+        for p, _ in viewer_site.server.dicomweb_requests
+    )

@@ -4,6 +4,7 @@ the bundle (wadors: loader) and the ingest engineer's metadata / multipart frame
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 import pydicom
@@ -85,7 +86,13 @@ def _check_bundle_on_site(browser, base_url, session_cookie, inst, artifacts) ->
     messages: list[str] = []
     page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
     try:
-        query = urlencode({"root": "/dicomweb", "study": inst.study, "series": inst.series})
+        params = {"root": "/dicomweb", "study": inst.study, "series": inst.series}
+        if inst.name != SITE_FILES[0]:
+            # as the review page does: the instance list from the page (a data: URL here), so
+            # the viewer asks the site's per-instance metadata endpoint instead of the series'
+            listing = [{"sopInstanceUID": inst.sop, "seriesInstanceUID": inst.series}]
+            params["instances"] = "data:application/json," + json.dumps(listing)
+        query = urlencode(params)
         event = open_viewer(page, None, inst, url=f"{base_url}/static/viewer/harness.html?{query}")
         assert event["type"] == "ready", f"{inst.name}: {event['detail']}\n" + "\n".join(
             messages[-20:]
