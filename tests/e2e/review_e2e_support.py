@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,10 @@ def login(page: Any, base: str, username: str, password: str) -> None:
 
 
 def copy_for_docs(names: list[str]) -> None:
-    """Copy the main screenshots next to the README (docs/screenshots/)."""
+    """Copy the main screenshots next to the README (docs/screenshots/) when
+    SONOREVIEW_UPDATE_DOCS_SCREENSHOTS=1 (so ordinary test runs leave the checkout clean)."""
+    if os.environ.get("SONOREVIEW_UPDATE_DOCS_SCREENSHOTS") != "1":
+        return
     docs = REPO_ROOT / "docs" / "screenshots"
     docs.mkdir(parents=True, exist_ok=True)
     for name in names:

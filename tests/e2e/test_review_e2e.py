@@ -238,7 +238,7 @@ def test_obstetrician_reviews_and_signs_an_exam_analysed_by_the_pipeline(
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "signed")
     assert page.errors == []  # type: ignore[attr-defined]
-    copy_for_docs(["worklist", "exam", "sign-off", "signed"])
+    copy_for_docs(["worklist", "signed"])
     print(f"first frame on the exam page: {first_render_ms:.0f} ms")
 
 
@@ -317,6 +317,9 @@ def test_ai_measurements_are_corrected_decided_signed_and_amended(
         "FL": "accepted",
     }
 
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "exam-ai-measurements")
+
     # relabel the frame on screen
     page.select_option("#relabel-view", "abdomen_ac")
     page.click("#relabel-form button[type=submit]")
@@ -344,6 +347,7 @@ def test_ai_measurements_are_corrected_decided_signed_and_amended(
     page.click("#sign-open")
     page.wait_for_selector("#sign-dialog[open]")
     assert "FL measured on a foreshortened femur" in page.locator("#sign-summary").inner_text()
+    screenshot(page, "sign-off-after-amendment")
     page.fill("#sign-password", "e2e-pass")
     page.click("#sign-submit")
     page.wait_for_selector("#locked-banner")
@@ -352,3 +356,4 @@ def test_ai_measurements_are_corrected_decided_signed_and_amended(
     assert SignOff.objects.filter(study=study).count() == 2
     assert "foreshortened" in page.locator("#amendments").inner_text()
     assert page.errors == []  # type: ignore[attr-defined]
+    copy_for_docs(["exam-ai-measurements", "sign-off-after-amendment"])

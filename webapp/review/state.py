@@ -106,6 +106,7 @@ def exam_state(study: Study, user: Any) -> dict[str, Any]:
                 "display": v.display_name,
                 "finding_id": f.id if f else None,
                 "flag": (f.flag if f else "absent") or "absent",
+                "needs_person": v.classifier_label is None,
                 "confidence": f.confidence if f else None,
                 "sop": f.sop_instance_uid if f else "",
                 "frame": f.frame_number if f else None,

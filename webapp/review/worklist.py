@@ -61,6 +61,7 @@ class Row:
     planes_found: int = 0
     planes_required: int = 0
     planes_missing: list[str] = field(default_factory=list)
+    planes_need_person: list[str] = field(default_factory=list)
     sub_optimal: int = 0
     low_confidence: int = 0
     missing_calibration: bool = False
@@ -168,9 +169,13 @@ def annotate_rows(rows: list[Row]) -> None:
             continue
         row.protocol = row.run.protocol
         try:
-            required = [v.key for v in taxonomy.protocol(row.run.protocol)]
+            views = taxonomy.protocol(row.run.protocol)
         except ValueError:
-            required = []
+            views = ()
+        # Views no model recognises yet are a person's to mark (as analysis.completeness says),
+        # not "missing".
+        required = [v.key for v in views if v.classifier_label is not None]
+        row.planes_need_person = [v.key for v in views if v.classifier_label is None]
         row.planes_required = len(required)
         if row.run.status != RunStatus.DONE:
             continue

@@ -116,7 +116,7 @@ function render() {
   p.thumbnail ? h('img', { src: p.thumbnail, alt: '' }) : h('span', { class: 'ph' }, 'missing'),
   h('span', {},
     h('span', { class: 'name' }, p.display), h('br'),
-    h('small', { class: `plane-${p.flag}` }, p.flag.replace('_', '-')),
+    h('small', { class: `plane-${p.flag}` }, p.needs_person && !p.finding_id ? 'mark by hand (no model yet)' : p.flag.replace('_', '-')),
     p.confidence !== null ? h('small', { class: 'muted' }, ` · ${fmt(p.confidence, 2)}`) : null,
     p.frame ? h('small', { class: 'muted' }, ` · frame ${p.frame}`) : null,
     p.decision ? h('br') : null, p.decision ? decisionBadge(p.decision) : null))));
