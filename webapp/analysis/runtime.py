@@ -79,8 +79,16 @@ def models() -> pipeline.Models:
         return _models
 
 
+class ModelDeactivated(RuntimeError):
+    """The loaded weights are a model version an administrator has deactivated."""
+
+
 def model_version_rows(infos: Sequence[pipeline.ModelInfo]) -> dict[str, ModelVersion]:
-    """ModelVersion rows for loaded models (created on first use), by model name."""
+    """ModelVersion rows for loaded models (created on first use), by model name.
+
+    Raises ModelDeactivated when a row exists and is inactive: a withdrawn model is never used
+    for new findings (the run fails with that reason until the weights are replaced).
+    """
     rows = {}
     for info in infos:
         with transaction.atomic():
@@ -94,6 +102,11 @@ def model_version_rows(infos: Sequence[pipeline.ModelInfo]) -> dict[str, ModelVe
                     "model_card": info.model_card,
                     "model_card_path": info.model_card_path[:500],
                 },
+            )
+        if not row.is_active:
+            raise ModelDeactivated(
+                f"model {row.name} {row.version} (weights {row.weights_sha256[:12]}) is "
+                "deactivated by an administrator; install other weights and retry"
             )
         rows[info.name] = row
     return rows

@@ -322,3 +322,22 @@ def test_demo_mode_without_a_broker_analyses_in_process_after_ingest(
     assert study.status == ExamStatus.READY_FOR_REVIEW
     run = AnalysisRun.objects.get(study=study)
     assert (run.status, run.trigger, run.frames_done) == (RunStatus.DONE, "ingest", 30)
+
+
+def test_a_deactivated_model_version_is_not_used_and_the_exam_says_why(
+    phantom_exam, plane_weights
+) -> None:
+    study = phantom_exam(seed=19, frames=30, queue=False)
+    first = _analyse(study)
+    version = first.model_versions.get(name="planes-classifier")
+    version.is_active = False
+    version.save()
+    run = services.request_analysis(study_id=study.pk, dispatch=False, force=True)
+    with pytest.raises(RuntimeError, match="is deactivated by an administrator"):
+        services.run_inline(run_id=run.pk)
+    run.refresh_from_db()
+    study.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert study.status == ExamStatus.FAILED
+    assert "ModelDeactivated: model planes-classifier test-untrained-seed0" in study.failure_reason
+    assert not FramePlaneFinding.objects.filter(run=run).exists()
