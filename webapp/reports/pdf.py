@@ -37,6 +37,11 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _pairs(items: list[Any]) -> list[list[Any]]:
+    """Two pictures per row (tables lay out reliably across PDF pages)."""
+    return [items[i : i + 2] for i in range(0, len(items), 2)]
+
+
 def _wd(days: float) -> str:
     w, d = weeks_days(days)
     return f"{w}w {d}d"
@@ -128,6 +133,16 @@ def context(collected: Collected, key_images: dict[str, np.ndarray]) -> dict[str
         view: f"{sum(1 for q in c.quality if q.view == view and q.verdict == 'met')}/{len(rows)}"
         for view, rows in quality.items()
     }
+    key_images = [
+        {
+            "title": k.title,
+            "src": png_data_uri(png_bytes(key_images[k.label])),
+            "caption": ", ".join(f"{m.kind} {m.value_mm:.1f} mm" for m in k.measurements),
+            "where": f"image {k.instance.instance_number or '?'}, frame {k.source.frame_number}",
+        }
+        for k in collected.key_frames
+        if k.label in key_images
+    ]
     return {
         "patient": patient,
         "study": study,
@@ -139,23 +154,14 @@ def context(collected: Collected, key_images: dict[str, np.ndarray]) -> dict[str
             else study.performing_physician
         ),
         "version": c.version,
-        "key_images": [
-            {
-                "title": k.title,
-                "src": png_data_uri(png_bytes(key_images[k.label])),
-                "caption": ", ".join(f"{m.kind} {m.value_mm:.1f} mm" for m in k.measurements),
-                "where": f"image {k.instance.instance_number or '?'} ({k.instance.sop_instance_uid}), frame {k.source.frame_number}",
-            }
-            for k in collected.key_frames
-            if k.label in key_images
-        ],
+        "key_rows": _pairs(key_images),
         "measurements": measurements,
         "px_only": collected.px_only,
         "ages": ages,
         "ga_used": {"name": ga_used.name, "weeks": _wd(ga_used.value)} if ga_used else None,
         "weights": weights,
         "centiles": centiles,
-        "charts": charts,
+        "chart_rows": _pairs(charts),
         "quality": quality,
         "quality_scores": scores,
         "notes": list(c.notes),
