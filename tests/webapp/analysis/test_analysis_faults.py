@@ -84,7 +84,7 @@ def run_of(study: Study) -> AnalysisRun | None:
 def test_worker_killed_mid_exam_redelivers_the_batch_and_findings_equal_an_undisturbed_run(
     analysis_workers, phantom_exam, wait_for
 ) -> None:
-    slow = analysis_workers(SONOREVIEW_ANALYSIS_SLOW_BATCH="1.5")
+    slow = analysis_workers(SONOREVIEW_ANALYSIS_SLOW_BATCH="3")
     study = phantom_exam(seed=31, frames=FRAMES)  # ingest queues the analysis on commit
 
     def some_batches_done() -> bool:
