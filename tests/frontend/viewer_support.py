@@ -249,7 +249,7 @@ def second_instance_of_cine(workdir: Path, cine: UsInstance) -> Path:
 def run_orthanc(files: dict[str, str]) -> Iterator[OrthancServer]:
     """Debian's Orthanc + DICOMweb plugin on free loopback ports in a temp dir, holding `files`
     (name -> pydicom test file name) and a second image of the "cine" series if there is one.
-    On exit it is stopped and waited for (a restart before that fails: "database is locked")."""
+    On exit it is killed and waited for, and its temp dir removed."""
     binary = shutil.which("Orthanc")
     if binary is None or not ORTHANC_PLUGIN.exists():
         pytest.skip(
@@ -299,12 +299,10 @@ def run_orthanc(files: dict[str, str]) -> Iterator[OrthancServer]:
         yield server
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+            # Its store is a throw-away temp dir, so no graceful stop is owed (SIGTERM takes
+            # ~3 s here); the wait still guarantees the process is gone before the dir goes.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
