@@ -24,6 +24,7 @@ from django.db.models import Q, QuerySet
 from pydicom.uid import ExplicitVRLittleEndian
 
 from webapp.exams import dicomio
+from webapp.exams.dicomio import DicomProblem
 from webapp.exams.models import Frame, Instance, Series, Study
 from webapp.exams.services import instance_path
 
@@ -33,6 +34,10 @@ RENDER_SIZES = (64, 128, 256, 512, 1024)
 
 class NotAcceptable(Exception):
     """The client asked for a representation this server does not produce."""
+
+
+class FrameNotFound(LookupError):
+    """The frame number is outside the instance."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,12 +96,15 @@ def _cached_header_json(path: str, sha256: str, served_ts: str, frames: int) -> 
 
 def instance_metadata(instance: Instance, *, base_url: str) -> dict[str, Any]:
     """DICOM JSON of one instance; Pixel Data's BulkDataURI points at ``base_url``."""
-    text = _cached_header_json(
-        str(instance_path(instance)),
-        instance.sha256,
-        served_transfer_syntax(instance),
-        instance.number_of_frames,
-    )
+    try:
+        text = _cached_header_json(
+            str(instance_path(instance)),
+            instance.sha256,
+            served_transfer_syntax(instance),
+            instance.number_of_frames,
+        )
+    except Exception as exc:  # an unreadable stored header: say so instead of a 500
+        raise DicomProblem(f"the stored file's header cannot be read ({exc})") from exc
     document = json.loads(text)
     document["7FE00010"]["BulkDataURI"] = base_url
     return document
@@ -269,7 +277,12 @@ def frame_parts(
                     f"frames of this instance are available as {ts} or {ExplicitVRLittleEndian}, "
                     f"not {transfer_syntax}"
                 )
-            arr = reader.decode(number - 1)
+            try:
+                arr = reader.decode(number - 1)
+            except Exception as exc:
+                raise DicomProblem(
+                    f"frame {number} cannot be decoded ({type(exc).__name__}: {exc})"
+                ) from exc
             data, ts = (
                 np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<")).tobytes(),
                 str(ExplicitVRLittleEndian),
@@ -322,7 +335,7 @@ def rendered_frame(
     from PIL import Image
 
     if not 1 <= number <= instance.number_of_frames:
-        raise ValueError(
+        raise FrameNotFound(
             f"frame {number} does not exist (the instance has {instance.number_of_frames})"
         )
     cache = None
@@ -335,8 +348,15 @@ def rendered_frame(
         )
         if cache.exists():
             return cache.read_bytes()
-    reader = _reader_for_display(instance, number)
-    image = dicomio.display_frame(reader, number - 1)
+    try:
+        reader = _reader_for_display(instance, number)
+        image = dicomio.display_frame(reader, number - 1)
+    except DicomProblem:
+        raise
+    except Exception as exc:  # a stored file whose pixels or LUT cannot be turned into an image
+        raise DicomProblem(
+            f"frame {number} cannot be decoded ({type(exc).__name__}: {exc})"
+        ) from exc
     if size:
         image = dicomio.resize_for_display(image, size)
     out = io.BytesIO()

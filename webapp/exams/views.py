@@ -9,6 +9,7 @@ needs).
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date
 from functools import wraps
 from typing import Any
@@ -36,6 +37,8 @@ from webapp.exams.models import (
     Series,
     Study,
 )
+
+log = logging.getLogger(__name__)
 
 UPLOAD_ROLES = ("sonographer", "obstetrician", "admin")
 FRAME_AUDIT_WINDOW_S = 300
@@ -84,12 +87,23 @@ def study_metadata(request: HttpRequest, study_uid: str) -> HttpResponse:
     if study is None:
         return _not_found("study")
     base = _base(request)
-    documents = [
-        dicomweb.instance_metadata(i, base_url=dicomweb.instance_base_url(base, i))
-        for i in dicomweb.study_instances(study)
-    ]
+    documents = _metadata_documents(base, dicomweb.study_instances(study))
     services.audit(request, AuditEvent.Action.VIEW, study, "DICOMweb study metadata")
     return _dicom_json_response(documents)
+
+
+def _metadata_documents(base: str, instances: Any) -> list[dict[str, Any]]:
+    documents = []
+    for instance in instances:
+        try:
+            documents.append(
+                dicomweb.instance_metadata(
+                    instance, base_url=dicomweb.instance_base_url(base, instance)
+                )
+            )
+        except DicomProblem as exc:  # one unreadable file must not hide the rest of the exam
+            log.warning("metadata of %s left out: %s", instance.sop_instance_uid, exc)
+    return documents
 
 
 def _series(request: HttpRequest, study_uid: str, series_uid: str) -> Series | None:
@@ -121,10 +135,7 @@ def series_metadata(request: HttpRequest, study_uid: str, series_uid: str) -> Ht
     if series is None:
         return _not_found("series")
     base = _base(request)
-    documents = [
-        dicomweb.instance_metadata(i, base_url=dicomweb.instance_base_url(base, i))
-        for i in dicomweb.series_instances(series)
-    ]
+    documents = _metadata_documents(base, dicomweb.series_instances(series))
     services.audit(request, AuditEvent.Action.VIEW, series, "DICOMweb series metadata")
     return _dicom_json_response(documents)
 
@@ -151,9 +162,12 @@ def instance_metadata(
     )
     if instance is None:
         return _not_found("instance")
-    document = dicomweb.instance_metadata(
-        instance, base_url=dicomweb.instance_base_url(_base(request), instance)
-    )
+    try:
+        document = dicomweb.instance_metadata(
+            instance, base_url=dicomweb.instance_base_url(_base(request), instance)
+        )
+    except DicomProblem as exc:
+        return JsonResponse({"error": str(exc)}, status=422)
     _audit_once(request, instance, "DICOMweb instance metadata")
     return _dicom_json_response([document])
 
@@ -237,7 +251,7 @@ def rendered_frame(request: HttpRequest, sop_uid: str, number: int) -> HttpRespo
     image_format = "jpeg" if request.GET.get("format", "png").lower() in ("jpeg", "jpg") else "png"
     try:
         data = dicomweb.rendered_frame(instance, number, size=size, image_format=image_format)
-    except ValueError as exc:
+    except dicomweb.FrameNotFound as exc:
         return JsonResponse({"error": str(exc)}, status=404)
     except (DicomProblem, OSError) as exc:
         return JsonResponse({"error": f"frame cannot be rendered: {exc}"}, status=422)
@@ -255,7 +269,7 @@ def thumbnail(request: HttpRequest, sop_uid: str) -> HttpResponse:
         return _not_found("instance")
     try:
         data = dicomweb.rendered_frame(instance, 1, size=128, image_format="jpeg")
-    except (DicomProblem, OSError, ValueError) as exc:
+    except (DicomProblem, OSError, dicomweb.FrameNotFound) as exc:
         return JsonResponse({"error": f"thumbnail cannot be rendered: {exc}"}, status=422)
     _audit_once(request, instance, "thumbnail")
     response = HttpResponse(data, content_type="image/jpeg")

@@ -21,7 +21,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests.webapp.exams.conftest import us_file
-from webapp.exams import services
+from webapp.exams import dicomweb, services
+from webapp.exams.dicomio import DicomProblem
 from webapp.exams.models import Instance, Patient, Series, Study
 
 # Small real files covering RLE, JPEG 2000, JPEG baseline cine and native palette colour.
@@ -133,4 +134,12 @@ def test_mutated_files_are_stored_or_rejected_with_reason(
     else:
         instance = Instance.objects.get(sop_instance_uid=result.sop_instance_uid)
         assert instance.number_of_frames >= 1
+        # What was stored can be served: metadata, and frame 1 rendered or refused with a
+        # reason (DicomProblem → 422 in the views), never an unexplained exception.
+        assert dicomweb.instance_metadata(instance, base_url="x")["7FE00010"]["BulkDataURI"] == "x"
+        if how[0] in ("flip", "header_flip"):  # flipped bytes may land in pixels or LUTs
+            try:
+                dicomweb.rendered_frame(instance, 1, size=64, image_format="png")
+            except DicomProblem as exc:
+                assert str(exc)
     check_no_partial_state()
