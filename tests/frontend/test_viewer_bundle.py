@@ -501,3 +501,21 @@ def test_instances_given_by_the_page_load_only_the_shown_instances_metadata(
         p.endswith(f"/instances/{second.sop}/metadata")
         for p, _ in viewer_site.server.dicomweb_requests
     )
+
+
+def test_locked_overlays_cannot_be_dragged(page, viewer_site, viewer_orthanc):
+    """A signed exam's measurements come with editable: false: drawn, but no handle moves."""
+    inst = viewer_orthanc.instances["cine"]
+    overlays = viewer_site.add_json("/fixtures/overlays-e.json", [{**HC, "editable": False}])
+    assert open_viewer(page, viewer_site, inst, overlays=overlays)["type"] == "ready"
+    page.wait_for_timeout(50)
+    assert colour_near(screenshot_pixels(page), HC_RGB, to_canvas(page, ellipse_point(HC, 0))) > 0
+    handles = page.evaluate("() => window.viewer.getOverlayHandles('hc-1')")
+    box = page.locator(".srv-viewport canvas").bounding_box()
+    start = (box["x"] + handles[0][0], box["y"] + handles[0][1])
+    voi = viewer_state(page)["voiRange"]
+    drag(page, start, (start[0] + 30, start[1] + 30))
+    page.wait_for_timeout(150)
+    assert geometry_events(page, "hc-1") == []
+    assert viewer_state(page)["overlays"][0]["geometry"]["cx"] == HC["cx"]
+    assert viewer_state(page)["voiRange"] != voi  # the drag went to window / level instead
