@@ -101,6 +101,15 @@ def test_cine_plays_at_the_frame_time_and_steps(page, viewer_site, viewer_orthan
     page.keyboard.press("ArrowLeft")
     page.wait_for_function("() => window.viewer.getState().frameIndex === 11")
     assert page.locator(".srv-scrub").input_value() == "11"
+    # mouse wheel scrolls frames; Space plays and pauses
+    box = page.locator(".srv-viewport").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, 120)
+    page.wait_for_function("() => window.viewer.getState().frameIndex !== 11")
+    page.keyboard.press("Space")
+    assert viewer_state(page)["playing"] is True
+    page.keyboard.press("Space")
+    assert viewer_state(page)["playing"] is False
     assert np.abs(canvas_pixels(page).astype(int) - first.astype(int)).mean() > 1.0
 
 
