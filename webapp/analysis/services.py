@@ -413,6 +413,15 @@ def mask_from_png(data: bytes) -> np.ndarray:
         return np.asarray(image.convert("1"), dtype=bool)
 
 
+def views_to_search(protocol: str) -> list[str]:
+    """The protocol's views, then every other view any protocol requires: one run answers the
+    completeness question for every protocol (the exam's own is listed first)."""
+    out = list(taxonomy.PROTOCOLS[protocol])
+    for views in taxonomy.PROTOCOLS.values():
+        out += [v for v in views if v not in out]
+    return out
+
+
 def finalize_run(*, run_id: int) -> str:
     """Best frames, measurements, quality and derived values for a run whose batches are done.
 
@@ -439,7 +448,7 @@ def finalize_run(*, run_id: int) -> str:
                 reason=row.failure_reason,
             )
         )
-    views = taxonomy.PROTOCOLS[run.protocol]
+    views = views_to_search(run.protocol)
     frame_time = {pk: inst.frame_time_ms for pk, inst in instances.items()}
     best = pipeline.choose_best_frames(per_source, views, frame_time_ms=frame_time)
 

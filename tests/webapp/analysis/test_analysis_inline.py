@@ -63,7 +63,10 @@ def test_inline_run_stores_one_plane_finding_per_frame_and_every_view(
     assert first.model_version.name == "planes-classifier"
     assert first.model_version.version == "test-untrained-seed0"
     best = dict(BestFrameFinding.objects.filter(run=run).values_list("view_key", "flag"))
-    assert set(best) == {"head_trans_thalamic", "abdomen_ac", "femur_fl"}
+    # Every view of every protocol is searched, so completeness can be asked for any protocol.
+    assert set(best) == set(services.views_to_search("biometry"))
+    assert len(best) == 13
+    assert best["kidneys"] == "absent"  # no model recognises it yet
     # Quality criteria exist for every biometry view, judged or explicitly not assessable.
     assert QualityFinding.objects.filter(run=run, view_key="femur_fl").count() == 4
     assert QualityFinding.objects.filter(run=run, view_key="head_trans_thalamic").count() == 6
@@ -181,7 +184,10 @@ def test_completeness_lists_found_missing_and_views_no_model_recognises(
     flags = dict(
         BestFrameFinding.objects.filter(run_id=bio["run_id"]).values_list("view_key", "flag")
     )
-    expected = {v: ("missing" if f == "absent" else f) for v, f in flags.items()}
+    expected = {
+        v: ("missing" if flags[v] == "absent" else flags[v])
+        for v in ("head_trans_thalamic", "abdomen_ac", "femur_fl")
+    }
     assert {v["view_key"]: v["status"] for v in bio["views"]} == expected
     mid = client.get(
         reverse("analysis:completeness", args=[study.pk]), {"protocol": "mid_trimester"}
