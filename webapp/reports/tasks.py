@@ -48,3 +48,10 @@ def stow_object(writeback_id: int) -> str:
         services._publish_stow(writeback_id, countdown=outcome.retry_in_s)
     log.info("write-back %s: %s", writeback_id, outcome.status)
     return outcome.status
+
+
+@shared_task(name="webapp.reports.tasks.send_pending_reports")
+def send_pending_reports() -> list[int]:
+    """Celery beat: re-queue report generations and write-backs whose message was lost."""
+    generations, writebacks = services.sweep()
+    return [generations, writebacks]

@@ -174,7 +174,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
         "args": (10.0,),
         "options": {"queue": "default"},
-    }
+    },
+    # Reports of signed exams and their PACS write-back whose message was lost (see
+    # webapp.reports.services.sweep; the write-back backoff itself is scheduled per object).
+    "reports-send-pending": {
+        "task": "webapp.reports.tasks.send_pending_reports",
+        "schedule": 300.0,
+        "options": {"queue": "default"},
+    },
 }
 
 # --- PACS and DICOM -----------------------------------------------------------------------------
