@@ -4,9 +4,11 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
     DJANGO_SETTINGS_MODULE=webapp.settings.base
 
-# dcmtk for DICOM checks at ingest; curl for health checks.
+# dcmtk for DICOM checks at ingest; curl for health checks; pango, harfbuzz and DejaVu fonts for
+# the PDF reports (WeasyPrint).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends dcmtk curl \
+    libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
