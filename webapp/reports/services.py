@@ -112,6 +112,10 @@ def _publish_generation(generation_id: int) -> None:
 def _publish_stow(writeback_id: int, countdown: float = 0) -> None:
     from webapp.reports.tasks import stow_object as task
 
+    if countdown and getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        # In-process tasks (demo without a broker) would retry at once, in the user's request:
+        # leave the retry to the sweep instead.
+        return
     try:
         task.apply_async((writeback_id,), queue="default", countdown=countdown)
     except Exception as exc:
