@@ -19,7 +19,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.accounts.roles import require_role
@@ -77,6 +77,14 @@ def _body(request: HttpRequest) -> dict[str, Any]:
             raise services.ReviewError("the body must be a JSON object", "body")
         return data
     return {k: request.POST.get(k) for k in request.POST}
+
+
+def _reverse_or_empty(name: str, *args: Any) -> str:
+    """URL of another app's page, or "" when that app is not installed."""
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return ""
 
 
 def _study_for_page(request: HttpRequest, pk: int) -> Study:
@@ -187,6 +195,7 @@ def exam_page(request: HttpRequest, pk: int) -> HttpResponse:
                 "amend": reverse("review:amend", args=[pk]),
                 "next": reverse("review:next") + f"?after={pk}",
                 "worklist": reverse("review:worklist"),
+                "reports": _reverse_or_empty("reports:panel", pk),
             },
         },
     )

@@ -264,6 +264,7 @@ def test_full_review_over_http_then_locked(analysed_exam, dr, client):
     assert r.status_code == 409 and "signed by dr_view" in r.json()["error"]
     page = client.get(reverse("review:exam", args=[study.pk])).content.decode()
     assert "The exam is locked" in page
+    assert f'data-url="/exams/{study.pk}/reports/panel/"' in page  # the reports app's panel
 
 
 def test_audit_page_is_for_admins(make_user, client, analysed_exam):

@@ -511,9 +511,22 @@ $('#add-start')?.addEventListener('click', startAdd);
 $('#add-measurement')?.addEventListener('submit', saveAdd);
 $('#ga-weeks')?.addEventListener('change', () => notice('GA from dates is used for centiles while you drag a measurement.', true));
 
+// The reports app's panel (PDF, DICOM SR/SEG and their PACS write-back), once the exam is signed.
+async function loadReports() {
+  const box = $('#reports-panel');
+  if (!box) return;
+  try {
+    const resp = await fetch(box.dataset.url, { credentials: 'same-origin' });
+    box.innerHTML = resp.ok ? await resp.text() : `<p class="muted">Reports unavailable (HTTP ${resp.status}).</p>`;
+  } catch (err) {
+    box.textContent = `Reports unavailable (${err.message || err}).`;
+  }
+}
+
 // For tests and debugging: the state the page currently shows.
 window.reviewState = () => S;
 
 render();
 mountViewer();
 pollProgress();
+loadReports();
