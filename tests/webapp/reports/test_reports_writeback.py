@@ -121,6 +121,13 @@ def test_stow_to_orthanc_reads_back_equal_and_an_amendment_adds_version_2(
     pdf2 = ReportDocument.objects.get(study=study, kind=ReportKind.PDF, version=2)
     assert pdf2.supersedes == pdf1 and Path(pdf1.file.path).read_bytes() == pdf1_bytes
     assert pdf2.sha256 != pdf1.sha256
+    import subprocess
+
+    text2 = subprocess.run(
+        ["pdftotext", "-layout", pdf2.file.path, "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Amendments" in text2 and "BPD calipers were placed on the wrong echo" in text2
+    assert "2 (amended)" in text2 and "signature 2" in text2
     sr1 = ReportDocument.objects.get(study=study, kind=ReportKind.SR5000, version=1)
     sr2 = ReportDocument.objects.get(study=study, kind=ReportKind.SR5000, version=2)
     assert sr2.supersedes == sr1 and sr2.sop_instance_uid != sr1.sop_instance_uid
