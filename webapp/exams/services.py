@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import logging
 import os
 import shutil
@@ -29,7 +28,6 @@ import django.dispatch
 from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
 from django.http import HttpRequest
-from pydicom.dataset import Dataset
 
 from webapp.exams import dicomio
 from webapp.exams.dicomio import DicomProblem
@@ -185,7 +183,9 @@ def ingest_file(
     try:
         tmp, sha256, size = spool(source)
     except DicomProblem as exc:
-        return _reject(file_name, str(exc), route=route, user=user, peer=peer, batch_id=batch_id)
+        return record_rejection(
+            file_name, str(exc), route=route, user=user, peer=peer, batch_id=batch_id
+        )
     try:
         return _ingest_spooled(
             tmp,
@@ -203,27 +203,6 @@ def ingest_file(
         )
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def ingest_dataset(
-    *, dataset: Dataset, file_name: str, route: str, peer: str = "", **kwargs: Any
-) -> IngestResult:
-    """Store a dataset received over the network (C-STORE, WADO-RS) through ``ingest_file``."""
-    buffer = io.BytesIO()
-    try:
-        dataset.save_as(buffer, enforce_file_format=True)
-    except Exception as exc:
-        return _reject(
-            file_name,
-            f"the dataset cannot be written as a DICOM file ({exc})",
-            route=route,
-            peer=peer,
-            user=kwargs.get("user"),
-            batch_id=kwargs.get("batch_id"),
-        )
-    return ingest_file(
-        source=buffer.getvalue(), file_name=file_name, route=route, peer=peer, **kwargs
-    )
 
 
 def _sniff(path: Path) -> str:
@@ -257,7 +236,7 @@ def _ingest_spooled(
 ) -> IngestResult:
     common = {"route": route, "user": user, "peer": peer, "batch_id": batch_id}
     if size == 0:
-        return _reject(file_name, "the file is empty", size=size, **common)
+        return record_rejection(file_name, "the file is empty", size=size, **common)
     kind = _sniff(tmp)
     converted_from = ""
     if kind in ("png", "jpeg"):
@@ -275,12 +254,12 @@ def _ingest_spooled(
                 instance_number=image_index,
             )
         except DicomProblem as exc:
-            return _reject(file_name, str(exc), size=size, **common)
+            return record_rejection(file_name, str(exc), size=size, **common)
         ds.save_as(tmp, enforce_file_format=True)
         sha256 = hashlib.sha256(tmp.read_bytes()).hexdigest()
         size = tmp.stat().st_size
     elif kind == "zip":
-        return _reject(
+        return record_rejection(
             file_name, "a zip archive inside a zip archive is not accepted", size=size, **common
         )
     elif kind != "dicom":
@@ -288,12 +267,12 @@ def _ingest_spooled(
             reason = "not a DICOM file (no 'DICM' marker at byte 128), although named .dcm"
         else:
             reason = "not a DICOM file, zip archive, PNG or JPEG image"
-        return _reject(file_name, reason, size=size, **common)
+        return record_rejection(file_name, reason, size=size, **common)
 
     try:
         inspected = dicomio.inspect_dicom_file(tmp)
     except DicomProblem as exc:
-        return _reject(file_name, str(exc), size=size, **common)
+        return record_rejection(file_name, str(exc), size=size, **common)
 
     if Instance.objects.filter(sop_instance_uid=inspected.sop_instance_uid).exists():
         return _duplicate(file_name, inspected.sop_instance_uid, size=size, **common)
@@ -335,11 +314,11 @@ def _ingest_spooled(
                 study_id = study.id
                 transaction.on_commit(lambda: queue_analysis(study_id))
     except _ExamLocked as exc:
-        return _reject(file_name, str(exc), size=size, **common)
+        return record_rejection(file_name, str(exc), size=size, **common)
     except DataError as exc:
         if moved:
             final.unlink(missing_ok=True)
-        return _reject(
+        return record_rejection(
             file_name,
             f"a value in the file cannot be stored ({exc})".split("\n")[0],
             size=size,
@@ -501,7 +480,7 @@ def _patient_for(attrs: dict[str, Any]) -> Patient:
     return Patient.objects.create(**attrs)
 
 
-def _reject(
+def record_rejection(
     file_name: str,
     reason: str,
     *,
@@ -511,6 +490,7 @@ def _reject(
     batch_id: uuid.UUID | None = None,
     size: int | None = None,
 ) -> IngestResult:
+    """Record that ``file_name`` was refused and why. Side effects: an IngestEvent; a log line."""
     file_name, reason = dicomio.clean_text(file_name)[:500], dicomio.clean_text(reason)
     log.warning("rejected %s from %s%s: %s", file_name, route, f" ({peer})" if peer else "", reason)
     IngestEvent.objects.create(
@@ -588,7 +568,7 @@ def ingest_batch(
         for member_name, member_source, problem in _expand(name, source):
             if problem:
                 results.append(
-                    _reject(
+                    record_rejection(
                         member_name, problem, route=route, user=user, peer=peer, batch_id=batch_id
                     )
                 )
@@ -952,7 +932,7 @@ def import_study_from_pacs(
     """
     if not dicomio.is_valid_uid(study_instance_uid):
         return [
-            _reject(
+            record_rejection(
                 study_instance_uid[:64],
                 "not a valid Study Instance UID",
                 route=ExamSource.PACS,
@@ -966,7 +946,7 @@ def import_study_from_pacs(
     instances = client.search_for_instances(study_instance_uid=study_instance_uid)
     if not instances:
         return [
-            _reject(
+            record_rejection(
                 study_instance_uid,
                 f"study not found on PACS {node.name}",
                 route=ExamSource.PACS,
@@ -995,7 +975,7 @@ def import_study_from_pacs(
             data = _retrieve_instance_bytes(client, study_instance_uid, series_uid, sop_uid)
         except Exception as exc:  # network or PACS error for this instance only
             results.append(
-                _reject(
+                record_rejection(
                     label,
                     f"retrieve from PACS failed ({exc})",
                     route=ExamSource.PACS,

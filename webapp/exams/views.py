@@ -396,7 +396,7 @@ def pacs_page(request: HttpRequest) -> HttpResponse:
                 )
             except Exception as exc:  # the PACS is unreachable or answered an error
                 results = [
-                    services._reject(
+                    services.record_rejection(
                         uid,
                         f"PACS {node.name} could not be queried ({exc})",
                         route=ExamSource.PACS,

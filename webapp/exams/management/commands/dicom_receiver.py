@@ -92,6 +92,9 @@ class Command(BaseCommand):
         ae.add_supported_context(Verification)
         for uid in STORAGE_CLASSES:
             ae.add_supported_context(uid, TRANSFER_SYNTAXES)
+        removed = services.remove_stale_incoming()
+        if removed:
+            log.info("removed %d stale spool file(s) left by an earlier crash", removed)
         receiver = Receiver(queue_analysis=not no_analysis)
         handlers = [
             (evt.EVT_C_STORE, receiver.on_store),
@@ -171,7 +174,7 @@ class Receiver:
         return STATUS_SUCCESS
 
     def _failure(self, name: str, peer: str, reason: str) -> Dataset:
-        services._reject(name, reason, route=ExamSource.CSTORE, peer=peer)
+        services.record_rejection(name, reason, route=ExamSource.CSTORE, peer=peer)
         status = Dataset()
         status.Status = STATUS_CANNOT_UNDERSTAND
         status.ErrorComment = reason[:64]
