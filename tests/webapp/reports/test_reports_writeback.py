@@ -278,3 +278,15 @@ def test_the_sweep_queues_due_write_backs_and_unfinished_generations(
     Writeback.objects.filter(pk=sr.writeback.pk).update(next_retry_at=timezone.now())
     assert services.sweep(stale_after_s=3600) == (0, 1)
     assert published == [("stow", sr.writeback.pk)]
+
+
+def test_the_panel_tag_renders_inside_another_page(analysed_exam, rf, make_user) -> None:
+    from django.template import Context, Template
+
+    study = analysed_exam()
+    request = rf.get("/")
+    request.user = make_user("obstetrician")
+    html = Template("{% load reports %}{% report_panel study %}").render(
+        Context({"study": study, "request": request})
+    )
+    assert 'id="report-panel"' in html and "reports are made when the exam is signed" in html
