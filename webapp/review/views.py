@@ -20,7 +20,7 @@ from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET
 
 from webapp.accounts.roles import require_role
 from webapp.exams import services as exam_services
@@ -39,13 +39,20 @@ def _error(message: str, status: int, field: str | None = None) -> JsonResponse:
     return JsonResponse({"error": message, "field": field}, status=status)
 
 
-def api(*roles: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """JSON endpoint for ``roles`` on one exam (``pk``): 401 anonymous, 403 other roles, 404 an
-    exam the user may not see; ReviewError → its status with field and reason."""
+def api(
+    *roles: str, method: str = "GET"
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """JSON endpoint for ``roles`` on one exam (``pk``): 405 another HTTP method, 401 anonymous,
+    403 other roles, 404 an exam the user may not see; ReviewError → its status with field and
+    reason. Every answer is JSON."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def wrapped(request: HttpRequest, pk: int, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method != method:
+                response = _error(f"use {method} for this endpoint", 405, "method")
+                response["Allow"] = method
+                return response
             user = request.user
             if not user.is_authenticated:
                 return _error("sign in required", 401)
@@ -230,7 +237,6 @@ def audit_page(request: HttpRequest) -> HttpResponse:
 # --------------------------------------------------------------------------------------------
 
 
-@require_GET
 @api(*VIEW_ROLES)
 def state(request: HttpRequest, study: Study) -> HttpResponse:
     key = f"review-audit-state:{request.user.pk}:{study.pk}"
@@ -239,8 +245,7 @@ def state(request: HttpRequest, study: Study) -> HttpResponse:
     return JsonResponse(exam_state(study, request.user))
 
 
-@require_POST
-@api(*REVIEW_ROLES)
+@api(*REVIEW_ROLES, method="POST")
 def preview(request: HttpRequest, study: Study) -> HttpResponse:
     data = _body(request)
     ga_days = None
@@ -267,8 +272,7 @@ def preview(request: HttpRequest, study: Study) -> HttpResponse:
     return JsonResponse(result)
 
 
-@require_POST
-@api(*REVIEW_ROLES)
+@api(*REVIEW_ROLES, method="POST")
 def decide(request: HttpRequest, study: Study) -> HttpResponse:
     data = _body(request)
     d = services.decide_finding(
@@ -294,8 +298,7 @@ def decide(request: HttpRequest, study: Study) -> HttpResponse:
     )
 
 
-@require_POST
-@api(*REVIEW_ROLES)
+@api(*REVIEW_ROLES, method="POST")
 def measure(request: HttpRequest, study: Study) -> HttpResponse:
     data = _body(request)
     m = services.add_measurement(
@@ -313,8 +316,7 @@ def measure(request: HttpRequest, study: Study) -> HttpResponse:
     )
 
 
-@require_POST
-@api(*REVIEW_ROLES)
+@api(*REVIEW_ROLES, method="POST")
 def relabel(request: HttpRequest, study: Study) -> HttpResponse:
     data = _body(request)
     r = services.relabel_frame(
@@ -331,7 +333,6 @@ def relabel(request: HttpRequest, study: Study) -> HttpResponse:
     return JsonResponse({"ok": True, "version": r.version, "label": r.new_label})
 
 
-@require_GET
 @api(*REVIEW_ROLES)
 def summary(request: HttpRequest, study: Study) -> HttpResponse:
     s = services.exam_summary(study)
@@ -339,8 +340,7 @@ def summary(request: HttpRequest, study: Study) -> HttpResponse:
     return JsonResponse({"summary": s, "content_hash": services.content_hash(s)})
 
 
-@require_POST
-@api(*REVIEW_ROLES)
+@api(*REVIEW_ROLES, method="POST")
 def sign(request: HttpRequest, study: Study) -> HttpResponse:
     data = _body(request)
     signoff = services.sign_exam(
@@ -360,8 +360,7 @@ def sign(request: HttpRequest, study: Study) -> HttpResponse:
     )
 
 
-@require_http_methods(["POST"])
-@api(*REVIEW_ROLES)
+@api(*REVIEW_ROLES, method="POST")
 def amend(request: HttpRequest, study: Study) -> HttpResponse:
     data = _body(request)
     amendment = services.amend_exam(

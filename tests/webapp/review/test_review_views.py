@@ -179,6 +179,11 @@ def test_api_errors_are_json_with_field_and_never_500(analysed_exam, dr, client)
         assert r.status_code == status, (body, r.content)
         assert r.json()["field"] == field, (body, r.json())
         assert r.json()["error"]
+    r = client.get(url)
+    assert r.status_code == 405 and r.json() == {
+        "error": "use POST for this endpoint",
+        "field": "method",
+    }
     r = client.post(url, data="{not json", content_type="application/json")
     assert r.status_code == 400 and r.json()["field"] == "body"
     r = client.post(url, data="[1, 2]", content_type="application/json")
