@@ -140,14 +140,15 @@ def test_obstetrician_reviews_and_signs_an_exam_analysed_by_the_pipeline(
     before_ga_text = before_ga.inner_text() if before_ga.count() else ""
     before_hc = hc_text()
 
-    # drag the a-axis end outwards by 30 canvas px: HC and the Hadlock GA recompute at once
+    # drag the a-axis end inwards by 30 canvas px (staying inside the calibrated region): HC and
+    # the Hadlock GA recompute at once
     box = page.locator(".srv-viewport canvas").bounding_box()
     a_end = to_canvas(page, ellipse_point(e, 0))
     centre = to_canvas(page, (e["cx"], e["cy"]))
     ux, uy = a_end[0] - centre[0], a_end[1] - centre[1]
     norm = math.hypot(ux, uy)
     start = (box["x"] + a_end[0], box["y"] + a_end[1])
-    drag(page, start, (start[0] + 30 * ux / norm, start[1] + 30 * uy / norm))
+    drag(page, start, (start[0] - 30 * ux / norm, start[1] - 30 * uy / norm))
     page.wait_for_function(
         "([before]) => { const n = document.querySelector(\"#biometry dd[data-ga='ga.hadlock1984.hc']\"); return n && n.textContent !== before; }",
         arg=[before_ga_text],
@@ -156,11 +157,11 @@ def test_obstetrician_reviews_and_signs_an_exam_analysed_by_the_pipeline(
     after = next(
         o for o in page.evaluate("window.examViewer.getState().overlays") if o["id"] == overlay_id
     )
-    assert after["geometry"]["a"] > e["a"] + 5
+    assert after["geometry"]["a"] < e["a"] - 5
     page.wait_for_timeout(600)  # the last (final) geometry's recomputation has landed
     after_hc = hc_text()
     preview_mm = float(after_hc.split()[0]) if after_hc else None
-    assert preview_mm is not None and (not before_hc or preview_mm > float(before_hc.split()[0]))
+    assert preview_mm is not None and (not before_hc or preview_mm < float(before_hc.split()[0]))
 
     if ai_hc is not None:
         page.keyboard.press("e")  # save the correction beside the AI's value
@@ -210,7 +211,8 @@ def test_obstetrician_reviews_and_signs_an_exam_analysed_by_the_pipeline(
     # sign off: summary + password
     page.click("#sign-open")
     page.wait_for_selector("#sign-dialog[open]")
-    assert "Final measurements: HC" in page.locator("#sign-summary").inner_text()
+    summary_text = page.locator("#sign-summary").inner_text()
+    assert "Final measurements:" in summary_text and f"HC {preview_mm:.1f} mm" in summary_text
     screenshot(page, "sign-off")
     page.fill("#sign-password", "wrong")
     page.click("#sign-submit")
