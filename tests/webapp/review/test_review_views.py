@@ -280,3 +280,45 @@ def test_audit_page_is_for_admins(make_user, client, analysed_exam):
     assert r.status_code == 200
     client.force_login(make_user("obstetrician"))
     assert client.get(reverse("review:audit")).status_code == 403
+
+
+def test_add_measurement_and_relabel_over_http(analysed_exam, dr, client):
+    from webapp.review.models import PhysicianMeasurement, PlaneRelabel
+
+    study = analysed_exam()
+    inst = study.series.first().instances.order_by("instance_number").first()
+    region = inst.us_regions.first()
+    cx, cy = (region.x0 + region.x1) / 2, (region.y0 + region.y1) / 2
+    url = reverse("review:measure", args=[study.pk])
+    r = post_json(
+        client,
+        url,
+        {
+            "kind": "AC",
+            "sop": inst.sop_instance_uid,
+            "frame": 1,
+            "geometry_px": {"type": "ellipse", "cx": cx, "cy": cy, "a": 50, "b": 40, "angle": 0},
+        },
+    )
+    assert r.status_code == 201
+    m = PhysicianMeasurement.objects.get(pk=r.json()["id"])
+    assert (
+        m.kind == "AC" and m.value_mm == pytest.approx(r.json()["value_mm"]) and m.created_by == dr
+    )
+    r = post_json(
+        client, url, {"kind": "AC", "sop": inst.sop_instance_uid, "frame": 1, "geometry_px": None}
+    )
+    assert r.status_code == 400 and r.json()["field"] == "geometry_px"
+    assert PhysicianMeasurement.objects.count() == 1
+    state = client.get(reverse("review:state", args=[study.pk])).json()
+    added = next(x for x in state["measurements"] if x["finding_type"] == "physician_measurement")
+    assert added["source"] == "added by dr_view" and added["final_mm"] == pytest.approx(m.value_mm)
+
+    url = reverse("review:relabel", args=[study.pk])
+    body = {"sop": inst.sop_instance_uid, "frame": 1, "new_label": "femur_fl", "version": 0}
+    assert post_json(client, url, body).status_code == 200
+    r = post_json(client, url, body)  # same version again: someone (we) changed it meanwhile
+    assert r.status_code == 409 and "changed by dr_view" in r.json()["error"]
+    r = post_json(client, url, {**body, "version": 1, "frame": 7})
+    assert r.status_code == 400 and r.json()["field"] == "frame"
+    assert PlaneRelabel.objects.filter(study=study).count() == 1
