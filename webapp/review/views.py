@@ -203,6 +203,7 @@ def exam_page(request: HttpRequest, pk: int) -> HttpResponse:
                 "next": reverse("review:next") + f"?after={pk}",
                 "worklist": reverse("review:worklist"),
                 "reports": _reverse_or_empty("reports:panel", pk),
+                "progress": _reverse_or_empty("analysis:progress", pk),
             },
         },
     )

@@ -497,7 +497,18 @@ async function pollProgress() {
   if (!p || !p.active) { $('#progress').textContent = ''; return; }
   $('#progress').textContent = `Analysing: ${p.stage} ${p.frames_done}/${p.frames_total}`;
   setTimeout(async () => {
-    try { S = await call('GET', API.state); render(); pushOverlays(); } catch { /* next poll */ }
+    try {
+      // the analysis app's light progress endpoint while running; the full state once done
+      const r = API.progress ? (await call('GET', API.progress)).run : null;
+      const active = r && ['queued', 'analysing', 'finalizing'].includes(r.status);
+      if (r && active) {
+        S.progress = { ...S.progress, stage: r.stage_display, frames_done: r.frames_done, frames_total: r.frames_total };
+      } else {
+        S = await call('GET', API.state);
+        render();
+        pushOverlays();
+      }
+    } catch { /* next poll */ }
     pollProgress();
   }, 2000);
 }
