@@ -980,15 +980,18 @@ def image_to_secondary_capture(
                     f"{MAX_COLUMNS}×{MAX_ROWS} pixels"
                 )
             image.load()
-            grey = image.mode in {"L", "LA", "I", "I;16", "1"} or (
-                image.mode == "P" and _palette_is_grey(image)
-            )
-            converted = image.convert("L" if grey else "RGB")
+            if image.mode in {"I;16", "I;16B", "I", "I;16L"}:
+                # 16-bit grey PNGs keep their depth (converting to 8-bit would clip them).
+                arr = np.asarray(image).astype(np.uint16)
+            else:
+                grey = image.mode in {"L", "LA", "1"} or (
+                    image.mode == "P" and _palette_is_grey(image)
+                )
+                arr = np.asarray(image.convert("L" if grey else "RGB"))
     except DicomProblem:
         raise
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError) as exc:
         raise DicomProblem(f"not a readable PNG/JPEG image ({exc})") from exc
-    arr = np.asarray(converted)
     now = datetime.now()
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
@@ -1023,12 +1026,13 @@ def image_to_secondary_capture(
     ds.PhotometricInterpretation = "MONOCHROME2" if arr.ndim == 2 else "RGB"
     if arr.ndim == 3:
         ds.PlanarConfiguration = 0
-    ds.BitsAllocated = 8
-    ds.BitsStored = 8
-    ds.HighBit = 7
+    bits = 16 if arr.dtype == np.uint16 else 8
+    ds.BitsAllocated = bits
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
     ds.PixelRepresentation = 0
-    ds.PixelData = arr.tobytes()
-    ds["PixelData"].VR = "OB"
+    ds.PixelData = arr.astype(f"<u{bits // 8}").tobytes()
+    ds["PixelData"].VR = "OW" if bits == 16 else "OB"
     return ds, kind
 
 

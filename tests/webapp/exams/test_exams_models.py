@@ -140,3 +140,16 @@ def test_user_calibration_endpoint(db, client_as) -> None:
         == "from the depth scale"
     )
     assert Instance.objects.get(pk=result.instance_id).converted_from == "jpeg"
+
+
+def test_16_bit_png_keeps_its_depth(db) -> None:
+    import pydicom
+
+    values = (np.arange(40 * 50, dtype=np.uint16).reshape(40, 50) * 30).astype(np.uint16)
+    png = io.BytesIO()
+    Image.fromarray(values).save(png, format="PNG")
+    result = services.ingest_file(source=png.getvalue(), file_name="deep.png", route="upload")
+    instance = Instance.objects.get(pk=result.instance_id)
+    assert (instance.bits_allocated, instance.photometric_interpretation) == (16, "MONOCHROME2")
+    stored = pydicom.dcmread(services.instance_path(instance))
+    np.testing.assert_array_equal(stored.pixel_array, values)
