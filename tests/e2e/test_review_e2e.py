@@ -359,3 +359,35 @@ def test_ai_measurements_are_corrected_decided_signed_and_amended(
     assert "foreshortened" in page.locator("#amendments").inner_text()
     assert page.errors == []  # type: ignore[attr-defined]
     copy_for_docs(["exam-ai-measurements", "sign-off-after-amendment"])
+
+
+def test_worklist_shows_analysis_progress_live(page, live_server, truth_exam, doctor):
+    from django.utils import timezone
+
+    from webapp.analysis.models import AnalysisRun
+
+    run = AnalysisRun.objects.create(
+        study=truth_exam,
+        status="analysing",
+        stage="classifying",
+        frames_total=3,
+        frames_done=1,
+        queued_at=timezone.now(),
+    )
+    login(page, live_server.url, "dr_e2e", "e2e-pass")
+    page.goto(f"{live_server.url}/review/")
+    cell = page.locator(f"tr[data-exam='{truth_exam.pk}'] .progress-cell")
+    assert "1/3" in cell.inner_text()
+    AnalysisRun.objects.filter(pk=run.pk).update(frames_done=2)
+    page.wait_for_function(
+        "id => document.querySelector(`tr[data-exam='${id}'] .progress-cell`).textContent.includes('2/3')",
+        arg=truth_exam.pk,
+        timeout=10000,
+    )
+    AnalysisRun.objects.filter(pk=run.pk).update(frames_done=3, status="done", stage="done")
+    page.wait_for_function(
+        "id => document.querySelector(`tr[data-exam='${id}'] .progress-cell`).textContent.trim() === 'done'",
+        arg=truth_exam.pk,
+        timeout=10000,
+    )
+    assert page.errors == []  # type: ignore[attr-defined]
