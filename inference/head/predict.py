@@ -34,6 +34,7 @@ from inference.geometry import (
     fit_ellipse_robust,
     px_to_mm,
     rasterize_ellipse,
+    sampson_distance,
 )
 from inference.head.data import NET_SHAPE, letterbox, standardise
 
@@ -71,7 +72,9 @@ class HeadMeasurement:
     ofd_points: tuple[tuple[float, float], tuple[float, float]] | None = None
     confidence: float = 0.0  # mean_probability × inlier_fraction × mask_agreement, 0..1
     mean_probability: float | None = None  # mean skull probability inside the segmented region
-    inlier_fraction: float | None = None  # share of the boundary that the ellipse fits
+    inlier_fraction: float | None = (
+        None  # share of the visible outline within 2 px (net) of the fit
+    )
     mask_agreement: float | None = None  # IoU of the segmented region and the fitted ellipse
     bpd_convention: str = BPD_CONVENTION
     hc_method: str = HC_METHOD
@@ -234,11 +237,15 @@ def postprocess(
     if keep.sum() < 30 or keep.mean() < 0.25:
         return None, quality, "too little of the skull outline lies inside the image", region
     try:
-        fit = fit_ellipse_robust(pts[keep], threshold=FIT_THRESHOLD_PX)
+        fit = fit_ellipse_robust(pts[keep], threshold=FIT_THRESHOLD_PX, min_inlier_fraction=0.4)
     except ValueError as exc:
         return None, quality, f"no ellipse fits the skull outline ({exc})", region
     e = fit.ellipse
-    quality["inlier_fraction"] = fit.inlier_fraction
+    # support for the confidence: share of the visible outline within 2 fit thresholds of the
+    # ellipse (the tight threshold picks the points to fit; this one measures disagreement)
+    quality["inlier_fraction"] = float(
+        (sampson_distance(e, pts[keep]) < 2 * FIT_THRESHOLD_PX).mean()
+    )
     fitted = rasterize_ellipse(prob.shape, e) & (fov > 0)
     seg = region > 0
     union = int((fitted | seg).sum())
