@@ -6,6 +6,7 @@ machinery as tests/frontend) and prints, per US file:
 * first frame drawn, ms from navigation start (module import + metadata + frame + decode +
   draw: what a reviewer waits for) — the first load with an empty browser cache ("cold") and the
   median of the following loads with the bundle cached ("warm");
+* of which importing the bundle (navigation start → module evaluated and mount called);
 * first frame drawn, ms after ``mountExamViewer`` (metadata + frame + decode + draw);
 * cine playback rate (frames actually drawn per second) against the file's Frame Time.
 
@@ -46,11 +47,13 @@ def main() -> None:
         launch_chromium() as browser,
     ):
         print(f"chromium {browser.version}, CPU rendering, loopback; {args.loads} loads per file")
-        print(f"{'file':<52} {'cold nav→frame':>15} {'warm nav→frame':>15} {'mount→frame':>12}")
+        print(
+            f"{'file':<52} {'cold nav→frame':>15} {'warm nav→frame':>15} {'import':>8} {'mount→frame':>12}"
+        )
         for label in FILES:
             inst = orthanc.instances[label]
             context = browser.new_context(viewport={"width": 900, "height": 760})
-            nav, mount = [], []
+            nav, mount, imported = [], [], []
             try:
                 for _ in range(args.loads):
                     page = context.new_page()
@@ -59,6 +62,7 @@ def main() -> None:
                         raise SystemExit(f"{label}: viewer failed: {event['detail']}")
                     nav.append(event["detail"]["sinceNavigationMs"])
                     mount.append(event["detail"]["firstRenderMs"])
+                    imported.append(page.evaluate("() => window.viewerMountedAt"))
                     if inst.frames > 1 and len(nav) == args.loads:
                         page.evaluate("() => window.viewer.play()")
                         page.wait_for_timeout(args.cine_seconds * 1000)
@@ -71,7 +75,8 @@ def main() -> None:
                 context.close()
             warm = statistics.median(nav[1:]) if len(nav) > 1 else float("nan")
             print(
-                f"{label:<52} {nav[0]:>12.0f} ms {warm:>12.0f} ms {statistics.median(mount):>9.0f} ms"
+                f"{label:<52} {nav[0]:>12.0f} ms {warm:>12.0f} ms"
+                f" {statistics.median(imported):>5.0f} ms {statistics.median(mount):>9.0f} ms"
             )
             if inst.frames > 1:
                 print(f"{'':<52} {cine}")

@@ -899,14 +899,23 @@ export function mountExamViewer(element, options = {}) {
   (async () => {
     try {
       state.overlays = (opts.overlays || []).map((o, i) => validateOverlay(o, i));
+      // The first instance's metadata is fetched while Cornerstone initialises (independent).
+      let firstSop;
+      const metadata = guarded(
+        (async () => {
+          await loadInstanceList();
+          firstSop = opts.initialSopInstanceUID || state.instances[0].sopInstanceUID;
+          if (!state.bySop.has(firstSop)) throw new ViewerLoadError(`initial instance ${firstSop} is not in the study`);
+          await ensureMetadata(state.bySop.get(firstSop));
+        })(),
+        'loading the DICOM metadata',
+      );
+      metadata.catch(() => {}); // awaited below; this only keeps it from counting as unhandled
       await initCornerstone({ cpuRendering: opts.cpuRendering, maxWebWorkers: opts.maxWebWorkers });
-      if (state.destroyed) return;
-      await guarded(loadInstanceList(), 'loading the DICOM metadata');
+      await metadata;
       if (state.destroyed) return;
       setupViewport();
       renderThumbnails();
-      const firstSop = opts.initialSopInstanceUID || state.instances[0].sopInstanceUID;
-      if (!state.bySop.has(firstSop)) throw new ViewerLoadError(`initial instance ${firstSop} is not in the study`);
       await showInstanceNow(firstSop, opts.initialFrameIndex ?? 0);
       if (state.destroyed || state.error) return;
       state.firstRenderMs = performance.now() - t0;
