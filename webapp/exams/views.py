@@ -32,6 +32,7 @@ from webapp.exams.dicomio import DicomProblem
 from webapp.exams.models import (
     AuditEvent,
     ExamSource,
+    IngestEvent,
     Instance,
     PacsNode,
     Series,
@@ -312,10 +313,17 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_role(*UPLOAD_ROLES)
 @require_GET
 def upload_page(request: HttpRequest) -> HttpResponse:
+    # Recent refusals: the user's own uploads; admins see every route (C-STORE and PACS too).
+    rejections = IngestEvent.objects.filter(outcome="rejected").select_related("user")
+    if not request.user.has_role("admin"):
+        rejections = rejections.filter(user=request.user)
     return render(
         request,
         "exams/upload.html",
-        {"max_file_gb": services.MAX_FILE_BYTES // 1024**3},
+        {
+            "max_file_gb": services.MAX_FILE_BYTES // 1024**3,
+            "recent_rejections": rejections.order_by("-created_at")[:20],
+        },
     )
 
 

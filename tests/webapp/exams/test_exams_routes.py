@@ -20,6 +20,7 @@ from django.core.management import CommandError, call_command
 from django.forms.models import model_to_dict
 
 from tests.webapp.exams.conftest import storescu, us_file
+from webapp.exams import services
 from webapp.exams.models import (
     Calibration,
     ExamSource,
@@ -373,3 +374,17 @@ def test_pacs_pull_since_date(orthanc) -> None:
     out = io.StringIO()
     call_command("pacs_pull", node="orthanc", since=study_date, stdout=out)  # scheduled again
     assert "duplicate" in out.getvalue() and Instance.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_upload_page_lists_recent_refusals(client_as) -> None:
+    services.record_rejection(
+        "MODALITY:1.2.3", "Pixel Data is 10 bytes but …", route="cstore", peer="US1@10.0.0.7"
+    )
+    sonographer = client_as("sonographer")
+    upload(sonographer, ("x.dcm", b"nonsense" * 30))
+    html = sonographer.get("/exams/upload/").content.decode()
+    assert "x.dcm" in html and "MODALITY:1.2.3" not in html  # only their own
+    admin = client_as("admin")
+    html = admin.get("/exams/upload/").content.decode()
+    assert "MODALITY:1.2.3" in html and "US1@10.0.0.7" in html and "x.dcm" in html
