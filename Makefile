@@ -8,6 +8,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-pyproject
 
+# The slowest tests are listed after every run: CI must stay under 15 minutes on 2 cores.
+PYTEST_ARGS ?= --durations=15
+
 .PHONY: demo test lint services venv clean-demo viewer
 
 # Re-install only when pyproject.toml changed since the last successful install.
