@@ -11,7 +11,7 @@ in shared/reference/anchors.md §4(a)):
             INFERRED FROM CODE (121420, DCM, "Equation") = its equation code
           CONTAINS NUM (11727-5, LN, "Estimated Weight") g
             INFERRED FROM CODE (121420, DCM, "Equation") = CID 12014 code
-          CONTAINS NUM (11767-1, LN, "EFW percentile rank") %
+          CONTAINS NUM (11767-1, LN, "EFW percentile rank") %   (only when the chart's EFW is this one)
             INFERRED FROM CODE (121424, DCM, "Table of Values") = the chart
       CONTAINS CONTAINER (125002, DCM, "Fetal Biometry")                  TID 5005
         CONTAINS CONTAINER (125005, DCM, "Biometry Group")                TID 5008, one per kind
@@ -146,7 +146,14 @@ def _fetus_summary(content: ReportContent) -> Dataset | None:
             _num(c.ESTIMATED_WEIGHT, efw.value, c.GRAMS, [_inferred_from(c.EQUATION, efw)])
         )
         centile = content.centile("EFW")
-        if centile is not None:
+        # Only the percentile of this very weight: a centile of another formula's EFW (e.g. the
+        # INTERGROWTH-21st EFW beside a Hadlock EFW) would be misread as this one's.
+        same = (
+            centile is not None
+            and centile.measured_value is not None
+            and (abs(centile.measured_value - efw.value) < 0.5)
+        )
+        if centile is not None and same:
             items.append(
                 _num(
                     c.EFW_PERCENTILE,

@@ -206,7 +206,13 @@ def collect(signoff: SignOff) -> Collected:
     for q in QualityFinding.objects.filter(run=run).order_by("view_key", "id") if run else []:
         d = decisions.get((FindingType.QUALITY, q.pk))
         quality.append(
-            QualityItem(q.view_key, q.criterion_key, q.verdict, d.action if d else "", q.points)
+            QualityItem(
+                q.view_key,
+                q.criterion_key,
+                q.verdict,
+                (f"edited: {d.edited_label}" if d.action == "edited" else d.action) if d else "",
+                q.points,
+            )
         )
     amendments = [
         Amendment(

@@ -162,6 +162,7 @@ def context(collected: Collected, key_images: dict[str, np.ndarray]) -> dict[str
         "weights": weights,
         "centiles": centiles,
         "chart_rows": _pairs(charts),
+        "efw_centile": next((x for x in centiles if x["measurement"] == "EFW"), None),
         "quality": quality,
         "quality_scores": scores,
         "notes": list(c.notes),
