@@ -215,54 +215,51 @@ def start_run(*, run_id: int, dispatch: bool = True) -> int:
     """Split the run's exam into frame batches and publish them; returns the number of batches.
 
     Side effects: creates ``AnalysisBatch`` rows, sets frames_total, moves run and exam to
-    ``analysing`` (one transaction); publishes ``analyse_batch`` per pending batch after commit.
-    Repeated calls (a redelivered task, a sweep) create nothing new and re-publish only batches
-    still pending. ``dispatch=False`` (in-process analysis) publishes nothing.
+    ``analysing`` (one transaction); publishes ``analyse_batch`` per batch after commit.
+    Repeated calls (a redelivered task, a sweep) do nothing. ``dispatch=False`` (in-process
+    analysis) publishes nothing.
     """
     with transaction.atomic():
         run = AnalysisRun.objects.select_for_update().select_related("study").get(pk=run_id)
-        if run.status not in (RunStatus.QUEUED, RunStatus.ANALYSING):
+        if run.status != RunStatus.QUEUED:
+            # Already split (a redelivered or swept duplicate): its batches are on their way;
+            # a run whose messages were really lost is the sweep's job (no progress for a while).
             return 0
-        if run.status == RunStatus.QUEUED:
-            instances = list(
-                Instance.objects.filter(series__study_id=run.study_id).order_by(
-                    "series__series_number", "series_id", "instance_number", "pk"
-                )
+        instances = list(
+            Instance.objects.filter(series__study_id=run.study_id).order_by(
+                "series__series_number", "series_id", "instance_number", "pk"
             )
-            size = batch_frames()
-            batches = [
-                AnalysisBatch(
-                    run=run,
-                    instance=inst,
-                    first_frame=first,
-                    last_frame=min(first + size - 1, inst.number_of_frames),
-                )
-                for inst in instances
-                for first in range(1, inst.number_of_frames + 1, size)
-            ]
-            if not batches:
-                _fail(run, "the exam holds no image frames to analyse")
-                return 0
-            AnalysisBatch.objects.bulk_create(batches, ignore_conflicts=True)
-            run.frames_total = sum(b.last_frame - b.first_frame + 1 for b in batches)
-            run.batches_total = len(batches)
-            run.status = RunStatus.ANALYSING
-            run.stage = RunStage.CLASSIFYING
-            run.started_at = timezone.now()
-            run.save()
-            study = run.study
-            if study.status == ExamStatus.QUEUED and _latest_run_id(study.pk) == run.pk:
-                study.transition_to(ExamStatus.ANALYSING)
-        pending = list(
-            run.batches.filter(status=AnalysisBatch.Status.PENDING).values_list("pk", flat=True)
         )
-        run.batches.filter(pk__in=pending).update(queued_at=timezone.now())
+        size = batch_frames()
+        batches = [
+            AnalysisBatch(
+                run=run,
+                instance=inst,
+                first_frame=first,
+                last_frame=min(first + size - 1, inst.number_of_frames),
+            )
+            for inst in instances
+            for first in range(1, inst.number_of_frames + 1, size)
+        ]
+        if not batches:
+            _fail(run, "the exam holds no image frames to analyse")
+            return 0
+        AnalysisBatch.objects.bulk_create(batches, ignore_conflicts=True)
+        run.frames_total = sum(b.last_frame - b.first_frame + 1 for b in batches)
+        run.batches_total = len(batches)
+        run.status = RunStatus.ANALYSING
+        run.stage = RunStage.CLASSIFYING
+        run.started_at = timezone.now()
+        run.save()
+        study = run.study
+        if study.status == ExamStatus.QUEUED and _latest_run_id(study.pk) == run.pk:
+            study.transition_to(ExamStatus.ANALYSING)
+        pending = list(run.batches.values_list("pk", flat=True))
+        run.batches.update(queued_at=timezone.now())
         if dispatch:
             transaction.on_commit(
                 lambda: [publish("webapp.analysis.tasks.analyse_batch", pk) for pk in pending]
             )
-            if not pending:
-                transaction.on_commit(lambda: _queue_finalize(run_id))
     return len(pending)
 
 
@@ -801,7 +798,7 @@ def sweep_stuck(*, older_than: timedelta = timedelta(minutes=10)) -> list[str]:
     """Re-publish what exams waiting longer than ``older_than`` still need; returns what was done.
 
     - exam ``received`` with no active run (its queue message never went out): a new run;
-    - run ``queued`` since before the cut-off: ``start_analysis`` again;
+    - run ``queued``, untouched since the cut-off: ``start_analysis`` again;
     - run ``analysing`` without progress since the cut-off: its pending batches again, or
       ``finalize_run`` when every batch is done.
     Every step is idempotent, so a message that was only late does no harm.
@@ -817,8 +814,10 @@ def sweep_stuck(*, older_than: timedelta = timedelta(minutes=10)) -> list[str]:
         run = request_analysis(study_id=study.pk, trigger="sweep")
         if run is not None:
             actions.append(f"exam {study.pk}: queued run {run.pk}")
-    for run in AnalysisRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=cutoff):
+    for run in AnalysisRun.objects.filter(status=RunStatus.QUEUED, updated_at__lt=cutoff):
         if publish("webapp.analysis.tasks.start_analysis", run.pk):
+            # at most once per period, so a long backlog does not collect duplicates
+            AnalysisRun.objects.filter(pk=run.pk).update(updated_at=timezone.now())
             actions.append(f"run {run.pk}: start re-published")
     stalled = AnalysisRun.objects.filter(
         status__in=(RunStatus.ANALYSING, RunStatus.FINALIZING), updated_at__lt=cutoff

@@ -350,3 +350,54 @@ def test_a_deactivated_model_version_is_not_used_and_the_exam_says_why(
     assert study.status == ExamStatus.FAILED
     assert "ModelDeactivated: model planes-classifier test-untrained-seed0" in study.failure_reason
     assert not FramePlaneFinding.objects.filter(run=run).exists()
+
+
+def test_sweep_requeues_received_queued_and_stalled_exams_once_each(
+    phantom_exam, plane_weights, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webapp.celery import app
+    from webapp.exams.models import Study
+
+    queue = f"analysis-sweep-test-{timezone.now().timestamp()}"
+    monkeypatch.setenv("SONOREVIEW_ANALYSIS_QUEUE", queue)
+    long_ago = timezone.now() - timedelta(hours=1)
+    received = phantom_exam(seed=20, frames=30, queue=False)  # never queued: no receiver ran
+    Study.objects.filter(pk=received.pk).update(status_changed_at=long_ago)
+    queued_study = phantom_exam(seed=21, frames=30, queue=False)
+    queued = services.request_analysis(study_id=queued_study.pk, dispatch=False)
+    AnalysisRun.objects.filter(pk=queued.pk).update(queued_at=long_ago, updated_at=long_ago)
+    stalled_study = phantom_exam(seed=22, frames=30, queue=False)
+    stalled = services.request_analysis(study_id=stalled_study.pk, dispatch=False)
+    services.start_run(run_id=stalled.pk, dispatch=False)  # 4 batches, none done
+    AnalysisRun.objects.filter(pk=stalled.pk).update(updated_at=long_ago)
+    fresh_study = phantom_exam(seed=23, frames=30, queue=False)
+    services.request_analysis(study_id=fresh_study.pk, dispatch=False)  # queued just now
+
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            actions = services.sweep_stuck(older_than=timedelta(minutes=10))
+        new_run = AnalysisRun.objects.get(study=received)
+        assert sorted(actions) == sorted(
+            [
+                f"exam {received.pk}: queued run {new_run.pk}",
+                f"run {queued.pk}: start re-published",
+                f"run {stalled.pk}: 4 pending batches re-published",
+            ]
+        )
+        with app.connection_for_write() as connection:
+            _, waiting, _ = connection.default_channel.queue_declare(queue=queue, passive=True)
+        assert waiting == 1 + 1 + 4  # start (new run), start (queued run), 4 batches
+        # A second sweep right away re-publishes nothing: what it re-published is touched, so a
+        # long backlog never collects duplicate messages (at most one per period).
+        assert services.sweep_stuck(older_than=timedelta(minutes=10)) == []
+        # A start message delivered twice splits the exam once.
+        services.start_run(run_id=queued.pk, dispatch=False)
+        assert services.start_run(run_id=queued.pk, dispatch=False) == 0
+        assert AnalysisBatch.objects.filter(run=queued).count() == 4
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(queue)
