@@ -823,6 +823,7 @@ def sweep_stuck(*, older_than: timedelta = timedelta(minutes=10)) -> list[str]:
         status__in=(RunStatus.ANALYSING, RunStatus.FINALIZING), updated_at__lt=cutoff
     )
     for run in stalled:
+        AnalysisRun.objects.filter(pk=run.pk).update(updated_at=timezone.now())
         if run.batches_done == run.batches_total:
             if publish("webapp.analysis.tasks.finalize_run", run.pk):
                 actions.append(f"run {run.pk}: finalize re-published")
@@ -831,7 +832,6 @@ def sweep_stuck(*, older_than: timedelta = timedelta(minutes=10)) -> list[str]:
             run.batches.filter(status=AnalysisBatch.Status.PENDING).values_list("pk", flat=True)
         )
         sent = sum(publish("webapp.analysis.tasks.analyse_batch", pk) for pk in pending)
-        AnalysisRun.objects.filter(pk=run.pk).update(updated_at=timezone.now())
         actions.append(f"run {run.pk}: {sent} pending batches re-published")
     return actions
 
