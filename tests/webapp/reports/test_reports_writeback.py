@@ -23,7 +23,7 @@ from webapp.reports.models import (
     WritebackStatus,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.orthanc]
+pytestmark = pytest.mark.django_db
 
 
 def _client(orthanc):
@@ -46,6 +46,7 @@ def _send_all(docs) -> None:
             ).last_error
 
 
+@pytest.mark.orthanc
 def test_stow_to_orthanc_reads_back_equal_and_an_amendment_adds_version_2(
     orthanc, analysed_exam, make_user, django_capture_on_commit_callbacks
 ) -> None:
@@ -148,6 +149,7 @@ def test_stow_to_orthanc_reads_back_equal_and_an_amendment_adds_version_2(
     assert {sr1.sop_instance_uid, sr2.sop_instance_uid} <= uids
 
 
+@pytest.mark.orthanc
 def test_a_pacs_that_is_down_never_blocks_sign_off_retries_and_then_tells_admins(
     orthanc, closed_port, analysed_exam, client_as, django_capture_on_commit_callbacks, settings
 ) -> None:
