@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +264,34 @@ def test_ybr_full_native(tmp_path: Path) -> None:
     decoded = display_frame(reader, 0).astype(int)
     assert inspected.photometric_interpretation == "YBR_FULL"
     assert np.abs(decoded - rgb.astype(int)).max() <= 2  # two 8-bit colour conversions
+
+
+@pytest.mark.django_db
+def test_per_frame_regions_give_per_frame_calibration(tmp_path: Path) -> None:
+    """A cine whose spacing changes mid-loop (zoom): each frame is measured with its own region."""
+    from pydicom.dataset import Dataset
+
+    from webapp.exams import services
+    from webapp.exams.models import UltrasoundRegion
+
+    ds = pydicom.dcmread(us_file("examples_ybr_color.dcm"))
+    template = ds.SequenceOfUltrasoundRegions[0]
+    del ds.SequenceOfUltrasoundRegions
+    groups = []
+    for frame in range(1, 31):
+        region = copy.deepcopy(template)
+        region.PhysicalDeltaX = region.PhysicalDeltaY = 0.05 if frame <= 15 else 0.04
+        group = Dataset()
+        group.SequenceOfUltrasoundRegions = [region]
+        groups.append(group)
+    ds.PerFrameFunctionalGroupsSequence = groups
+    path = tmp_path / "zoomed.dcm"
+    ds.save_as(path)
+    result = services.ingest_file(source=path, file_name="zoomed.dcm", route="upload")
+    assert result.outcome == "stored", result.reason
+    rows = list(UltrasoundRegion.objects.filter(instance_id=result.instance_id))
+    assert len(rows) == 30 and (rows[20].first_frame, rows[20].last_frame) == (21, 21)
+    points = [(100, 100), (300, 300)]
+    assert calibration_for_points(rows, points, frame=3)[0] == pytest.approx(0.5)
+    assert calibration_for_points(rows, points, frame=20)[0] == pytest.approx(0.4)
+    assert calibration_for_points(rows, points) is None  # frame unknown: spacing is ambiguous
