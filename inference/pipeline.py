@@ -418,6 +418,14 @@ def choose_best_frames(
                 v, evidence={"reason": "no model recognises this view yet; a person marks it"}
             )
     candidates: dict[str, list[tuple[float, Any, int]]] = {v: [] for v in recognisable}
+    # Views measured on a brain sub-plane (HC/BPD/OFD on trans-thalamic): also rank frames by the
+    # plane alone, used only when no frame scores as the sub-plane (the sub-plane head is the
+    # weaker one); such a choice is at best sub-optimal and says why.
+    fallback: dict[str, list[tuple[float, Any, int]]] = {
+        v: []
+        for v in recognisable
+        if taxonomy.view(v).measurements and taxonomy.view(v).classifier_label[1] is not None
+    }
     for source in sorted(per_source, key=str):
         rows = list(per_source[source])
         if not rows or not recognisable:
@@ -451,7 +459,35 @@ def choose_best_frames(
             for idx in np.argsort(-s, kind="stable")[:top_k]:
                 if s[idx] >= PRESENT_AT:
                     candidates[v].append((round(float(s[idx]), 4), source, rows[int(idx)].frame))
+            if v in fallback:
+                plane_key = taxonomy.view(v).classifier_label[0]
+                p = smooth(plane[:, taxonomy.PLANE_KEYS.index(plane_key)], SMOOTH_MS / (ft or 40.0))
+                p[failed] = -1.0
+                for idx in np.argsort(-p, kind="stable")[:top_k]:
+                    if p[idx] >= OPTIMAL_AT:
+                        fallback[v].append((round(float(p[idx]), 4), source, rows[int(idx)].frame))
     for v in recognisable:
+        if not candidates[v] and fallback.get(v):
+            picks = sorted(fallback[v], key=lambda c: (-c[0], str(c[1]), c[2]))[:top_k]
+            score, source, frame = picks[0]
+            plane_key, sub_key = taxonomy.view(v).classifier_label
+            out[v] = BestFrameChoice(
+                v,
+                source,
+                frame,
+                float(score),
+                SUB_OPTIMAL,
+                {
+                    "classifier_score": float(score),
+                    "fallback": f"{plane_key} found but no frame scores as {sub_key}: "
+                    "the most likely frames of the plane are proposed for a person to confirm",
+                    "candidates": [
+                        {"source": str(s_), "frame": f, "score": float(sc)} for sc, s_, f in picks
+                    ],
+                },
+                picks,
+            )
+            continue
         cands = sorted(candidates[v], key=lambda c: (-c[0], str(c[1]), c[2]))
         seen: set[tuple[str, int]] = set()
         unique = []

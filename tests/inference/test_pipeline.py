@@ -293,3 +293,19 @@ def test_the_traced_network_gives_the_eager_networks_probabilities(
     for x, y in zip(a, b, strict=True):
         assert x.plane_probs == pytest.approx(y.plane_probs, abs=2e-6)
         assert x.brain_probs == pytest.approx(y.brain_probs, abs=2e-6)
+
+
+def test_a_brain_plane_with_an_uncertain_sub_plane_is_proposed_for_hc_as_sub_optimal() -> None:
+    cine = [_frame(n, "other", 0.9) for n in range(1, 21)]
+    for n in range(5, 12):
+        cine[n - 1] = _frame(n, "fetal_brain", 0.97)  # sub-plane probabilities all 0.01
+    best = pipeline.choose_best_frames(
+        {1: cine}, ["head_trans_thalamic", "head_trans_ventricular"], frame_time_ms={1: 40.0}
+    )
+    head = best["head_trans_thalamic"]
+    assert head.flag == "sub_optimal"
+    assert head.frame in range(6, 11)
+    assert head.evidence["fallback"].startswith("fetal_brain found but no frame scores as")
+    assert len(head.candidates) == 3
+    # Views without a measurement are not guessed this way.
+    assert best["head_trans_ventricular"].flag == "absent"
