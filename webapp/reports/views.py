@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from webapp.exams import dicomweb
@@ -71,4 +72,10 @@ def retry(request: HttpRequest, study_pk: int) -> HttpResponse:
         services.retry_writeback(writeback_id=wb.pk, user=request.user)
     else:
         services.retry_generation(study=study)
+    # Back to the page the panel was shown in (the review exam page fetches it), else the panel.
+    back = request.POST.get("next") or request.META.get("HTTP_REFERER", "")
+    if back and url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(back)
     return redirect("reports:panel", study_pk=study.pk)

@@ -200,9 +200,12 @@ def test_a_pacs_that_is_down_never_blocks_sign_off_retries_and_then_tells_admins
     node.save()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = web.post(
-            reverse("reports:retry", args=[study.pk]), {"writeback": sr.writeback.pk}
+            reverse("reports:retry", args=[study.pk]),
+            {"writeback": sr.writeback.pk},
+            HTTP_REFERER=f"http://testserver/review/exams/{study.pk}/",
         )
     assert response.status_code == 302 and len(callbacks) == 1
+    assert response["Location"] == f"http://testserver/review/exams/{study.pk}/"
     wb.refresh_from_db()
     assert wb.status == WritebackStatus.PENDING and wb.attempts == 0
     assert services.send_writeback(writeback_id=wb.pk).status == WritebackStatus.SENT
