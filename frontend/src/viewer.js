@@ -455,7 +455,8 @@ export function mountExamViewer(element, options = {}) {
     viewportEl.addEventListener(csEnums.Events.STACK_NEW_IMAGE, onNewImage);
     viewportEl.addEventListener(OVERLAY_EDIT_EVENT, onOverlayEdit);
     state.resizeObserver = new ResizeObserver(() => {
-      if (state.renderingEngine && !state.destroyed) state.renderingEngine.resize(true, false);
+      // keepCamera: a layout change must not throw away the reviewer's zoom and pan
+      if (state.renderingEngine && !state.destroyed) state.renderingEngine.resize(true, true);
     });
     state.resizeObserver.observe(viewportEl);
   }

@@ -528,3 +528,47 @@ def test_locked_overlays_cannot_be_dragged(page, viewer_site, viewer_orthanc):
     assert geometry_events(page, "hc-1") == []
     assert viewer_state(page)["overlays"][0]["geometry"]["cx"] == HC["cx"]
     assert viewer_state(page)["voiRange"] != voi  # the drag went to window / level instead
+
+
+def test_zoom_survives_a_layout_change_and_overlays_stay_on_the_image(
+    page, viewer_site, viewer_orthanc
+):
+    inst = viewer_orthanc.instances["cine"]
+    overlays = viewer_site.add_json("/fixtures/overlays-f.json", [HC])
+    assert open_viewer(page, viewer_site, inst, overlays=overlays)["type"] == "ready"
+    page.locator(".srv-viewport").focus()
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    page.evaluate("() => { document.getElementById('viewer').style.height = '480px'; }")
+    page.wait_for_function("() => window.viewer.getCanvas().getBoundingClientRect().height < 450")
+    page.wait_for_timeout(150)
+
+    def bundle_map(x, y):
+        return to_canvas(page, (x, y))
+
+    # still zoomed in (not reset to fit): more canvas px per image px than a fitted view has
+    canvas = canvas_pixels(page)
+    h, w = canvas.shape[:2]
+    magnification = bundle_map(1, 0)[0] - bundle_map(0, 0)[0]
+    assert magnification > 1.3 * min(w / inst.columns, h / inst.rows)
+    # the drawn image and the overlay map still agree (sampled where the zoomed image is shown)
+    ref = reference_frame(inst, 0)
+    a, b = [], []
+    for y in range(20, inst.rows - 20, 9):
+        for x in range(20, inst.columns - 20, 9):
+            cx, cy = bundle_map(x, y)
+            if 2 <= cx < w - 2 and 2 <= cy < h - 2:
+                a.append(canvas[round(cy - 0.5), round(cx - 0.5), :3].astype(float))
+                b.append(ref[y, x, :3].astype(float))
+    assert len(a) > 100
+    assert np.corrcoef(np.ravel(a), np.ravel(b))[0, 1] > 0.97
+    shot = screenshot_pixels(page)
+    visible = [
+        ellipse_point(HC, t)
+        for t in np.linspace(0, 2 * math.pi, 12, endpoint=False)
+        if 5 < bundle_map(*ellipse_point(HC, t))[0] < w - 5
+        and 5 < bundle_map(*ellipse_point(HC, t))[1] < h - 5
+    ]
+    assert visible
+    for p in visible:
+        assert colour_near(shot, HC_RGB, bundle_map(*p), radius=4) > 0, p
