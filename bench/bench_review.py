@@ -175,6 +175,15 @@ def bench_worklist(requests: int) -> dict[str, float]:
     print(f"one default request: {total:.1f} ms, of which SQL {sql:.1f} ms in {len(ctx)} queries:")
     for q in ctx.captured_queries:
         print(f"    {float(q['time']) * 1000:6.1f} ms  {q['sql'][:150]}")
+    if os.environ.get("BENCH_EXPLAIN"):
+        with connection.cursor() as cur:
+            for q in ctx.captured_queries:
+                if q["sql"].startswith("SELECT") and "django_session" not in q["sql"]:
+                    cur.execute("EXPLAIN ANALYZE " + q["sql"])
+                    plan = [r[0] for r in cur.fetchall()]
+                    print("   ", q["sql"][:60], "→", plan[-2].strip(), "|", plan[-1].strip())
+                    if os.environ.get("BENCH_EXPLAIN") == "full":
+                        print("\n".join("      " + line for line in plan))
     if os.environ.get("BENCH_PROFILE"):
         import cProfile
         import pstats
@@ -343,6 +352,11 @@ def main() -> int:
     try:
         t0 = time.perf_counter()
         fill(args.exams)
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            # What autovacuum does after bulk loads; without statistics the planner seq-scans.
+            cur.execute("ANALYZE")
         print(f"created {args.exams} exams with findings in {time.perf_counter() - t0:.1f} s")
         result = bench_worklist(args.requests)
         if not args.no_browser:
