@@ -111,9 +111,10 @@ def inline(frames_n: int, weights: Path, threads: int) -> dict:
 
 def end_to_end(frames_n: int, weights: Path, threads: int, batch: int) -> dict:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.test")
-    # A scratch database of its own (test_sonoreview_bench), never one a test run is using.
+    # A scratch database of its own (test_sonoreview_bench_<pid>), never one a test run uses.
     os.environ.setdefault(
-        "DATABASE_URL", "postgres://sonoreview:sonoreview@127.0.0.1:5432/sonoreview_bench"
+        "DATABASE_URL",
+        f"postgres://sonoreview:sonoreview@127.0.0.1:5432/sonoreview_bench_{os.getpid()}",
     )
     os.environ["SONOREVIEW_PLANES_WEIGHTS"] = str(weights)
     queue = f"inference-bench-{os.getpid()}"
@@ -131,7 +132,7 @@ def end_to_end(frames_n: int, weights: Path, threads: int, batch: int) -> dict:
     from webapp.exams.services import ingest_file
     from webapp.settings.env import database_url_from_settings
 
-    old_config = setup_databases(verbosity=0, interactive=False)
+    old_config = setup_databases(verbosity=0, interactive=False, serialized_aliases=set())
     work = Path(tempfile.mkdtemp(prefix="sonoreview-bench-"))
     hostname = f"bench-{os.getpid()}@{socket.gethostname()}"
     log = (work / "worker.log").open("w")
