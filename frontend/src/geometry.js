@@ -128,8 +128,6 @@ export function distanceToSegment([x1, y1], [x2, y2], [px, py]) {
 
 // ----------------------------------------------------------------------------- overlay schema
 
-const LENGTH_LABELS = new Set(['BPD', 'OFD', 'FL']);
-
 /**
  * Validate one overlay object; returns a normalised copy or throws an Error naming the field.
  */
@@ -176,10 +174,6 @@ export function validateOverlay(o, index = 0) {
     return { ...base, editable: false, points: o.points.map((p, i) => point(p, `points[${i}]`)) };
   }
   throw new Error(`${where}: kind must be 'ellipse', 'length' or 'contour', got ${JSON.stringify(o.kind)}`);
-}
-
-export function isKnownLengthLabel(label) {
-  return LENGTH_LABELS.has(label);
 }
 
 /** Geometry part of an overlay as reported to onGeometryChange. */

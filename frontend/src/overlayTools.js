@@ -19,7 +19,6 @@ import {
   annotation as annotationApi,
   cursors,
   drawing,
-  Enums as ToolsEnums,
   utilities as toolsUtils,
 } from '@cornerstonejs/tools';
 import {
@@ -36,7 +35,6 @@ import {
 
 const { drawHandles, drawPolyline, drawLine, drawTextBox } = drawing;
 const { triggerAnnotationRenderForViewportIds } = toolsUtils;
-const { Events } = ToolsEnums;
 
 /** Overlay colours, one per label (kind as fallback); tests look for them on screen. */
 export const OVERLAY_COLORS = {
@@ -340,4 +338,4 @@ export const OVERLAY_TOOLS = {
   contour: SonoContourTool,
 };
 
-export { Events as ToolEvents, SonoOverlayTool as SonoOverlayToolBase, imageToWorld, worldToImage };
+export { SonoOverlayTool as SonoOverlayToolBase, imageToWorld, worldToImage };

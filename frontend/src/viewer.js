@@ -424,6 +424,10 @@ export function mountExamViewer(element, options = {}) {
       defaultOptions: { background: [0, 0, 0] },
     });
     state.viewport = state.renderingEngine.getViewport(viewportId);
+    // Cornerstone sets tabIndex -1 on the element: keep the viewer reachable with Tab, and
+    // take focus on a click (its mouse handling prevents the default focus) so keys work at once
+    viewportEl.tabIndex = 0;
+    viewportEl.addEventListener('pointerdown', () => viewportEl.focus({ preventScroll: true }));
 
     const tg = ToolGroupManager.createToolGroup(toolGroupId);
     state.toolGroup = tg;
