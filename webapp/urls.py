@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("webapp.analysis.urls")),
     path("review/", include("webapp.review.urls")),
     path("", include("webapp.reports.urls")),
+    path("teaching/", include("webapp.teaching.urls")),
     path("", include("webapp.core.urls")),
 ]

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "webapp.analysis",
     "webapp.review",
     "webapp.reports",
+    "webapp.teaching",
 ]
 
 MIDDLEWARE = [
