@@ -4,6 +4,7 @@ overriding, refusals (nothing half-saved), double grading, adjudication, kappa, 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from conftest import answers_for, build_exam
@@ -116,7 +117,7 @@ def test_bad_answers_are_refused_and_nothing_is_saved(trainee, supervisors, chan
         answers.pop(change["drop"])
     else:
         answers[change["set"][0]] = change["set"][1]
-    with pytest.raises(GradingRefused, match=message.replace("(", r"\(")):
+    with pytest.raises(GradingRefused, match=re.escape(message)):
         services.submit_grade(study=study, supervisor=supervisors[0], answers=answers)
     assert Grade.objects.count() == 0 and CriterionGrade.objects.count() == 0
 
@@ -125,7 +126,7 @@ def test_unanswered_criterion_the_ai_could_not_judge_must_be_answered(trainee, s
     study = build_exam(sonographer=trainee)
     answers = answers_for(study)
     answers["head.cavum_septi_pellucidi_visible"] = ""
-    with pytest.raises(GradingRefused, match="head.cavum_septi_pellucidi_visible"):
+    with pytest.raises(GradingRefused, match=re.escape("head.cavum_septi_pellucidi_visible")):
         services.submit_grade(study=study, supervisor=supervisors[0], answers=answers)
     assert not Grade.objects.exists()
 
@@ -175,9 +176,11 @@ def test_double_grading_disagreements_and_adjudication(trainee, supervisors):
     ]
     with pytest.raises(GradingRefused, match="third supervisor"):
         services.adjudicate(study=study, supervisor=s1, answers={})
-    with pytest.raises(GradingRefused, match="1 criteria not answered"):
+    with pytest.raises(
+        GradingRefused, match=re.escape("1 criteria not answered: abdomen.kidneys_not_visible")
+    ):
         services.adjudicate(study=study, supervisor=s3, answers={"head.symmetric": "met"})
-    with pytest.raises(GradingRefused, match="femur.fills_30pct: not a criterion"):
+    with pytest.raises(GradingRefused, match=re.escape("femur.fills_30pct: not a criterion")):
         services.adjudicate(
             study=study,
             supervisor=s3,
