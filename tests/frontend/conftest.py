@@ -23,7 +23,6 @@ import pytest
 from viewer_support import (
     OrthancServer,
     ViewerSite,
-    launch_chromium,
     run_orthanc,
     serve_site,
 )
@@ -53,12 +52,10 @@ def viewer_site(viewer_orthanc: OrthancServer) -> Iterator[ViewerSite]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    """Module-scoped on purpose: Playwright's sync API keeps an asyncio loop running in the main
-    thread, and Django refuses ORM calls while one runs (SynchronousOnlyOperation), so the
-    browser must be gone before other modules' database tests run."""
-    with launch_chromium() as browser:
-        yield browser
+def browser(chromium_browser: object) -> object:
+    """The suite's module-scoped headless Chromium (tests/conftest.py): module scope because
+    Playwright's sync API keeps an asyncio loop running, which later modules must not inherit."""
+    return chromium_browser
 
 
 @pytest.fixture(scope="module")
