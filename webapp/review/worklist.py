@@ -98,11 +98,6 @@ def filtered(user: Any, *, status: str = "", q: str = "", sort: str = "-date") -
     return studies.order_by(*SORTS.get(sort, SORTS["-date"]))
 
 
-_uncalibrated = Instance.objects.filter(
-    series__study=OuterRef("pk"), calibration_source="none"
-).order_by()
-
-
 def page_of(
     user: Any, *, status: str = "", q: str = "", sort: str = "-date", page: Any = 1
 ) -> tuple[Page, list[Row]]:
@@ -117,11 +112,7 @@ def page_of(
     )
     current = paginator.get_page(page)
     ids = list(current.object_list)
-    by_id = (
-        Study.objects.select_related("patient", "sonographer")
-        .annotate(uncalibrated=Exists(_uncalibrated))
-        .in_bulk(ids)
-    )
+    by_id = Study.objects.select_related("patient", "sonographer").order_by().in_bulk(ids)
     url = reverse("review:exam", args=[0]).replace("/0/", "/{}/")  # one reverse per page
     rows = [Row(by_id[pk], url=url.format(pk)) for pk in ids if pk in by_id]
     annotate_rows(rows)
@@ -146,7 +137,7 @@ def latest_runs(study_ids: list[int], *, with_flags: bool = False) -> dict[int, 
 
 
 def annotate_rows(rows: list[Row]) -> None:
-    """Fill each row's run, completeness and flags: two queries for the whole page."""
+    """Fill each row's run, completeness and flags: three queries for the whole page."""
     ids = [r.study.pk for r in rows]
     if not ids:
         return
@@ -157,14 +148,16 @@ def annotate_rows(rows: list[Row]) -> None:
         "run_id", "view_key", "flag"
     ):
         flags.setdefault(run_id, {})[view] = flag
+    # An index lookup per page study (a correlated EXISTS made PostgreSQL hash every instance).
+    uncalibrated = set(
+        Instance.objects.filter(series__study_id__in=ids, calibration_source="none")
+        .order_by()
+        .values_list("series__study_id", flat=True)
+        .distinct()
+    )
     for row in rows:
         row.run = runs.get(row.study.pk)
-        uncalibrated = getattr(row.study, "uncalibrated", None)
-        if uncalibrated is None:  # a study not read by page_of
-            uncalibrated = Instance.objects.filter(
-                series__study=row.study, calibration_source="none"
-            ).exists()
-        row.missing_calibration = bool(uncalibrated)
+        row.missing_calibration = row.study.pk in uncalibrated
         if row.run is None:
             continue
         row.protocol = row.run.protocol
