@@ -340,3 +340,12 @@ def test_dashboard_numbers_over_time_and_csv(trainee, supervisors):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     cohort = services.dashboard(trainee=None)
     assert cohort.label == "All trainees" and cohort.exams == 2
+
+
+def test_an_emptied_database_gets_rubric_v1_back_on_first_use():
+    Rubric.objects.all().delete()  # what a flush between transactional tests leaves
+    rubric = services.active_rubric()
+    assert (rubric.version, rubric.criteria.count()) == (1, 18)
+    Rubric.objects.filter(pk=rubric.pk).update(active=False)
+    with pytest.raises(GradingRefused, match="no active version"):
+        services.active_rubric()
