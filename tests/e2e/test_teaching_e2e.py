@@ -12,12 +12,14 @@ missed criterion on their feedback page. Screenshots go to artifacts/screenshots
 from __future__ import annotations
 
 import io
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from review_e2e_support import PLANES, login, screenshot
+from review_e2e_support import PLANES, SCREENSHOTS, login, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -142,6 +144,9 @@ def test_supervisor_grades_with_the_keyboard_and_the_dashboard_plot_renders(
     page.keyboard.type("midline tilted")
     page.keyboard.press("Escape")
     assert page.inner_text("[data-progress]") == "17 of 17 criteria answered"
+    for _ in range(4):
+        page.keyboard.press("ArrowDown")  # to head.fills_30pct: its evidence box on the image
+    assert page.locator("rect[data-box='head.fills_30pct']").is_visible()
     screenshot(page, "teaching-grading")
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/teaching/?graded={later.pk}")
@@ -181,3 +186,15 @@ def test_supervisor_grades_with_the_keyboard_and_the_dashboard_plot_renders(
     )
     screenshot(page, "teaching-feedback")
     assert page.errors == []
+    copy_for_docs(["teaching-grading", "teaching-dashboard", "teaching-feedback"])
+
+
+def copy_for_docs(names: list[str]) -> None:
+    """Copy the screenshots to docs/screenshots/ when SONOREVIEW_UPDATE_DOCS_SCREENSHOTS=1 (the
+    review tests' convention, so ordinary runs leave the checkout clean)."""
+    if os.environ.get("SONOREVIEW_UPDATE_DOCS_SCREENSHOTS") != "1":
+        return
+    docs = SCREENSHOTS.parents[1] / "docs" / "screenshots"
+    docs.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(SCREENSHOTS / f"{name}.png", docs / f"{name}.png")

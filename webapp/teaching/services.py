@@ -859,17 +859,31 @@ def dashboard_png(*, board: Dashboard) -> bytes:
     x = list(range(len(months)))
     if months:
         comp = [p.completeness_rate for p in board.periods]
+        # Wide faint line and distinct markers: equal values (often 100 %) stay distinguishable.
         ax1.plot(
             [i for i, v in zip(x, comp, strict=True) if v is not None],
             [100 * v for v in comp if v is not None],
-            "k-o",
+            "-o",
+            color="#555555",
+            linewidth=5,
+            alpha=0.35,
+            markersize=11,
             label="completeness",
         )
-        for plane, colour in zip(RUBRIC_PLANES, ("#1d5f8a", "#c05a00", "#2e7d32"), strict=True):
+        styles = (("#1d5f8a", "s", 8), ("#c05a00", "^", 7), ("#2e7d32", "D", 5))
+        for plane, (colour, marker, size) in zip(RUBRIC_PLANES, styles, strict=True):
             vals = [p.mean_scores.get(plane) for p in board.periods]
             pts = [(i, 100 * v) for i, v in zip(x, vals, strict=True) if v is not None]
             if pts:
-                ax1.plot(*zip(*pts, strict=True), "-s", color=colour, label=f"{plane} score")
+                ax1.plot(
+                    *zip(*pts, strict=True),
+                    "-",
+                    marker=marker,
+                    markersize=size,
+                    color=colour,
+                    label=f"{plane} score",
+                )
+        ax1.set_xlim(-0.5, len(months) - 0.5)
         ax1.set_xticks(x, months, rotation=30, fontsize=8)
         ax1.legend(fontsize=7, loc="lower right")
     else:

@@ -7,7 +7,7 @@ import datetime as dt
 import re
 
 import pytest
-from conftest import answers_for, build_exam
+from teaching_support import answers_for, build_exam
 
 from webapp.exams.models import AuditEvent
 from webapp.teaching import services

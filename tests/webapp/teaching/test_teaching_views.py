@@ -4,7 +4,7 @@ message and nothing saved), feedback access (trainees only their own), dashboard
 from __future__ import annotations
 
 import pytest
-from conftest import answers_for, build_exam
+from teaching_support import answers_for, build_exam
 
 from webapp.teaching import services
 from webapp.teaching.models import Grade
