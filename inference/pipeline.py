@@ -897,7 +897,8 @@ def rerank_head(
     frame_of: Callable[[Any, int], NDArray],
     calibrate_for: Callable[[Any, int], Calibrate | None],
 ) -> tuple[BestFrameChoice, FrameMeasurements | None]:
-    """Measure the head on the view's candidate frames; keep the best classifier × head score.
+    """Measure the head on the view's candidate frames (best classifier score first) until one
+    gives a confident ellipse; keep the best classifier × head-confidence product.
 
     The flag drops to sub-optimal when no candidate gives a confident head ellipse.
     """
@@ -912,6 +913,8 @@ def rerank_head(
         combined = score * (fm.confidence if fm.found else 0.0)
         if best is None or combined > best[0]:
             best = (combined, score, source, number, fm)
+        if fm.found and fm.confidence >= HEAD_OPTIMAL_CONFIDENCE:
+            break  # candidates come best-first: a confident head on one ends the search
     assert best is not None
     combined, score, source, number, fm = best
     flag = choice.flag
