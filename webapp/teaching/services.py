@@ -342,6 +342,30 @@ def check_exam(study: Study, supervisor: Any) -> None:
         raise GradingRefused("you cannot grade your own exam")
 
 
+def why_not_gradable(*, study: Study, supervisor: Any, adjudication: bool = False) -> str:
+    """The sentence :func:`submit_grade` (or :func:`adjudicate`) would refuse with before any
+    answer is looked at, or "" when the grading page may be filled in. Read-only."""
+    try:
+        check_exam(study, supervisor)
+    except GradingRefused as exc:
+        return str(exc)
+    rounds = set(study.grades.values_list("round", flat=True))
+    mine = study.grades.filter(supervisor=supervisor).exists()
+    if adjudication:
+        if mine:
+            return "the adjudicator must be a third supervisor; you have graded this exam"
+        if GradeRound.ADJUDICATION in rounds:
+            return f"exam {study.pk} has been adjudicated already"
+        if not disagreements(study=study):
+            return f"exam {study.pk} has no disagreement between two grades to adjudicate"
+        return ""
+    if mine:
+        return f"you have already graded exam {study.pk}"
+    if GradeRound.SECOND in rounds:
+        return f"exam {study.pk} has been graded twice already; disagreements go to adjudication"
+    return ""
+
+
 def _write_grade(
     *,
     study: Study,

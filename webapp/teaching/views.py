@@ -107,22 +107,17 @@ def _grading_page(request: HttpRequest, study_id: int, *, adjudication: bool) ->
         planes = services.prefill_grade(study=study, rubric=rubric)
     except GradingRefused as exc:
         return render(request, "teaching/refused.html", {"message": str(exc)}, status=409)
-    disputes = []
     if adjudication:
-        disputes = services.disagreements(study=study)
-        keys = {d.criterion.key: d for d in disputes}
+        keys = {d.criterion.key: d for d in services.disagreements(study=study)}
         for plane in planes:
             plane.criteria = [i for i in plane.criteria if i.criterion.key in keys]
             for i in plane.criteria:
                 i.dispute = keys[i.criterion.key]
         planes = [p for p in planes if p.criteria]
-        if not disputes and not error:
-            error = f"exam {study.pk} has no disagreement between two grades to adjudicate"
-    elif not error:
-        try:
-            services.check_exam(study, request.user)
-        except GradingRefused as exc:
-            error = str(exc)
+    blocked = services.why_not_gradable(
+        study=study, supervisor=request.user, adjudication=adjudication
+    )
+    error = error or blocked
     if request.method == "GET":
         audit(request, AuditEvent.Action.VIEW, study, "teaching grading page")
     return render(
@@ -134,6 +129,7 @@ def _grading_page(request: HttpRequest, study_id: int, *, adjudication: bool) ->
             "planes": _form_planes(planes, answers, comments),
             "verdicts": VERDICT_CHOICES,
             "error": error,
+            "blocked": bool(blocked),
             "comment": comment,
             "adjudication": adjudication,
             "round_label": "Adjudication" if adjudication else _round_label(study),

@@ -48,6 +48,8 @@ def test_post_grade_overrides_and_redirects(client, trainee, supervisors):
         ),
     )
     assert response.status_code == 302 and response["Location"].endswith(f"?graded={study.pk}")
+    page = client.get(f"/teaching/exams/{study.pk}/grade/").content.decode()
+    assert f"you have already graded exam {study.pk}" in page and 'id="submit-grade"' not in page
     grade = Grade.objects.get(study=study)
     row = grade.criteria.get(criterion__key="head.thalami_visible")
     assert (row.verdict, row.overridden, row.comment) == ("not_met", True, "thalami cut off")
@@ -78,7 +80,7 @@ def test_non_trainee_exam_cannot_be_graded(client, supervisors, make_user):
     study = build_exam(sonographer=make_user("sonographer", username="qualified"))
     client.force_login(supervisors[0])
     page = client.get(f"/teaching/exams/{study.pk}/grade/").content.decode()
-    assert "qualified, who is not a trainee" in page
+    assert "qualified, who is not a trainee" in page and 'id="submit-grade"' not in page
     response = client.post(f"/teaching/exams/{study.pk}/grade/", form(answers_for(study)))
     assert response.status_code == 400
     assert "only trainees&#x27; exams are graded" in response.content.decode()
