@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from webapp.accounts.models import Role
 from webapp.analysis import services as analysis
-from webapp.analysis.models import BestFrameFinding, QualityFinding
+from webapp.analysis.models import AnalysisRun, BestFrameFinding, QualityFinding, RunStatus
 from webapp.exams.models import AuditEvent, Instance, Study
 from webapp.exams.services import audit
 from webapp.teaching import seed
@@ -153,6 +153,10 @@ class QueueItem:
     round: str
     note: str = ""
 
+    @property
+    def label(self) -> str:
+        return dict(GradeRound.choices).get(self.round, self.round)
+
 
 def grading_queue(*, supervisor: Any) -> dict[str, list[QueueItem]]:
     """Trainee exams waiting for this supervisor, oldest first: ``to_grade`` (fewer than two
@@ -164,6 +168,9 @@ def grading_queue(*, supervisor: Any) -> dict[str, list[QueueItem]]:
         .exclude(grades__supervisor=supervisor)
         .select_related("patient", "sonographer")
         .annotate(
+            analysed=Exists(
+                AnalysisRun.objects.filter(study=OuterRef("pk"), status=RunStatus.DONE)
+            ),
             n_grades=Count("grades", filter=~Q(grades__round=GradeRound.ADJUDICATION)),
             n_adjudications=Count("grades", filter=Q(grades__round=GradeRound.ADJUDICATION)),
         )

@@ -27,6 +27,7 @@ def test_queue_and_grading_page_for_supervisors_only(client, trainee, supervisor
     client.force_login(supervisors[0])
     page = client.get("/teaching/").content.decode()
     assert f'data-exam="{study.pk}"' in page and f"/teaching/exams/{study.pk}/grade/" in page
+    assert "First grading" in page and "<td>ready</td>" in page
     page = client.get(f"/teaching/exams/{study.pk}/grade/").content.decode()
     assert "Head occupying more than 30 % of the image" in page
     assert "occupies 41% of the field of view (&gt; 30%)" in page  # the AI's evidence
