@@ -879,9 +879,7 @@ def _fmt(value: float | None) -> str:
 def dashboard_png(*, board: Dashboard) -> bytes:
     """The dashboard drawn with matplotlib (Agg): completeness rate and mean plane score per
     month, and the most-missed criteria. Returns PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    # A bare Figure (no pyplot): no global backend state, safe in threaded servers.
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(9, 3.6), dpi=100)
