@@ -36,7 +36,7 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     pg = context.new_page()
     pg.errors = []  # type: ignore[attr-defined]
-    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg.on("pageerror", lambda exc: pg.errors.append(f"{exc} {getattr(exc, 'stack', '')}"))
     yield pg
     context.close()
 
