@@ -26,6 +26,7 @@ Phantom frames, not patient data.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -159,6 +160,7 @@ def end_to_end(frames_n: int, weights: Path, threads: int, batch: int) -> dict:
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            "--loglevel=INFO",
         ],
         cwd=REPO,
         env=env,
@@ -192,6 +194,8 @@ def end_to_end(frames_n: int, weights: Path, threads: int, batch: int) -> dict:
         warm_s, _ = analyse(write_cine(work, seed=1, frames=30))
         total_s, run = analyse(write_cine(work, seed=2, frames=frames_n))
         classify_s = (run.finalize_queued_at - run.started_at).total_seconds()
+        ends = [run.started_at, *sorted(run.batches.values_list("finished_at", flat=True))]
+        per_batch = [round((b - a).total_seconds(), 2) for a, b in itertools.pairwise(ends)]
         final_s = (run.finished_at - run.finalize_queued_at).total_seconds()
         wait_s = (run.started_at - run.queued_at).total_seconds()
         return {
@@ -205,6 +209,7 @@ def end_to_end(frames_n: int, weights: Path, threads: int, batch: int) -> dict:
             "classification_s": round(classify_s, 2),
             "classification_frames_per_s": round(frames_n / classify_s, 1),
             "finalize_s": round(final_s, 2),
+            "per_batch_s": per_batch,
             "end_to_end_frames_per_s": round(frames_n / total_s, 1),
             "notes": run.notes.get("head"),
         }

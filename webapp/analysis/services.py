@@ -292,6 +292,7 @@ def analyse_batch(*, batch_id: int, dispatch: bool = True) -> str:
     models = runtime.models()
     if models.planes is None:
         raise RuntimeError(models.unavailable.get(pipeline.PLANES_MODEL, "no plane classifier"))
+    started = time.perf_counter()
     source = runtime.InstanceFrames(batch.instance)
     decoded: dict[int, np.ndarray] = {}
     unreadable: dict[int, pipeline.FramePlanes] = {}
@@ -302,6 +303,7 @@ def analyse_batch(*, batch_id: int, dispatch: bool = True) -> str:
             unreadable[n] = pipeline.FramePlanes(
                 frame=n, failed=True, reason=f"frame could not be decoded: {exc}"
             )
+    decoded_at = time.perf_counter()
     classified = pipeline.classify_frames(
         models.planes,
         list(decoded.values()),
@@ -310,6 +312,7 @@ def analyse_batch(*, batch_id: int, dispatch: bool = True) -> str:
         fail_frames=runtime.fault_frames(batch.instance),
     )
     results = sorted([*classified, *unreadable.values()], key=lambda r: r.frame)
+    classified_at = time.perf_counter()
     delay = runtime.debug_hook("batch")
     if delay:
         time.sleep(delay)
@@ -353,6 +356,16 @@ def analyse_batch(*, batch_id: int, dispatch: bool = True) -> str:
         _update_progress(locked)
         if locked.batches_done == locked.batches_total:
             _claim_finalize(locked, dispatch=dispatch)
+    log.info(
+        "run %s batch %s (%d frames, %d failed): decode %.2f s, classify %.2f s, store %.2f s",
+        run.pk,
+        batch.pk,
+        len(rows),
+        failed,
+        decoded_at - started,
+        classified_at - decoded_at,
+        time.perf_counter() - classified_at,
+    )
     return "done"
 
 
