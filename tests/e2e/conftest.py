@@ -14,21 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from review_e2e_support import CHROMIUM, CHROMIUM_ARGS, PLANES
+from review_e2e_support import PLANES
 
 # Django's async-unsafe guard trips on the live server thread's ORM use under Playwright's loop.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+@pytest.fixture
+def browser(chromium_browser: Any) -> Any:
+    """The suite's module-scoped Chromium (tests/conftest.py): a session-scoped Playwright would
+    keep its asyncio loop alive and break every later browser or database test module."""
+    return chromium_browser
 
 
 @pytest.fixture

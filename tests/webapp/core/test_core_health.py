@@ -6,7 +6,7 @@ import pytest
 
 
 @pytest.mark.django_db
-def test_health_ok_with_database_broker_and_worker(client, celery_worker_process) -> None:
+def test_health_ok_with_database_broker_and_worker(client, settings, celery_worker_process) -> None:
     response = client.get("/health/")
     assert response.status_code == 200
     body = response.json()
@@ -14,7 +14,7 @@ def test_health_ok_with_database_broker_and_worker(client, celery_worker_process
     assert body["failing"] == []
     assert body["database"]["ok"] is True
     assert body["database"]["detail"].startswith("postgresql postgresql://")
-    assert body["broker"] == {"ok": True, "detail": "redis redis://127.0.0.1:6379/14"}
+    assert body["broker"] == {"ok": True, "detail": f"redis {settings.CELERY_BROKER_URL}"}
     assert body["worker"]["ok"] is True
     assert celery_worker_process.hostname in body["worker"]["detail"]
     assert response["Cache-Control"].startswith("max-age=0")
@@ -38,7 +38,8 @@ def test_health_503_names_the_dead_broker(client, settings, closed_port: int) ->
 @pytest.mark.django_db
 def test_health_503_when_no_worker_listens(client, settings) -> None:
     # A broker database no worker consumes from: reachable broker, nobody answers the ping.
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/13"
+    unused_db = 12 if settings.CELERY_BROKER_URL.endswith("/13") else 13
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:6379/{unused_db}"
     settings.HEALTH_CHECK_TIMEOUT = 1.0
     response = client.get("/health/")
     assert response.status_code == 503
