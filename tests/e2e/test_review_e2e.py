@@ -297,7 +297,13 @@ def test_ai_measurements_are_corrected_decided_signed_and_amended(
 ):
     from webapp.analysis.models import MeasurementFinding
     from webapp.exams.models import ExamStatus
-    from webapp.review.models import Amendment, FindingDecision, PlaneRelabel, SignOff
+    from webapp.review.models import (
+        Amendment,
+        FindingDecision,
+        PhysicianMeasurement,
+        PlaneRelabel,
+        SignOff,
+    )
 
     base = live_server.url
     study = truth_exam
@@ -363,6 +369,24 @@ def test_ai_measurements_are_corrected_decided_signed_and_amended(
         "OFD": "rejected",
         "FL": "accepted",
     }
+
+    # the AI measured no AC: place one on the abdomen image and save it
+    abdomen_sop = page.evaluate("window.reviewState().instances[1].sopInstanceUID")
+    page.locator(f"#thumbs button[data-sop='{abdomen_sop}']").click()
+    page.wait_for_function(
+        "sop => window.examViewer.getState().sopInstanceUID === sop", arg=abdomen_sop
+    )
+    page.select_option("#add-kind", "AC")
+    page.click("#add-start")
+    page.wait_for_function("() => !document.querySelector('#add-save').disabled")
+    page.click("#add-save")
+    page.wait_for_function(
+        "() => window.reviewState().measurements.some(m => m.kind === 'AC' && m.source.startsWith('added by'))"
+    )
+    ac = PhysicianMeasurement.objects.get(study=study, kind="AC")
+    assert ac.instance.sop_instance_uid == abdomen_sop and ac.value_mm is not None
+    assert ac.calibration["source"] == "us_regions"
+    assert page.locator("#biometry dd[data-final='AC']").inner_text() == f"{ac.value_mm:.1f} mm"
 
     page.evaluate("window.scrollTo(0, 0)")
     screenshot(page, "exam-ai-measurements")
