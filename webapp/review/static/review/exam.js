@@ -147,7 +147,7 @@ function render() {
       m.source !== 'ai' && !phys && m.final_mm === null && m.px_only_reason ? h('span', { class: 'px-only' }, m.px_only_reason) : null);
     return h('tr', { 'data-item': id, 'data-kind': m.kind, onclick: () => select(all.indexOf(it)) },
       h('td', {}, h('strong', {}, m.kind), h('br'), h('small', { class: 'muted' }, `frame ${m.frame}`)),
-      aiCell, physCell, h('td', {}, decisionBadge(m.decision, !!p)), h('td', {}, actionButtons(it)));
+      aiCell, physCell, h('td', {}, m.source !== 'ai' && !m.decision && !p ? h('span', { class: 'dec dec-accepted', title: m.source }, 'added') : decisionBadge(m.decision, !!p)), h('td', {}, actionButtons(it)));
   }));
   if (!S.measurements.length) tbody.append(h('tr', {}, h('td', { colspan: 5, class: 'muted' }, 'No measurements: the models found nothing to measure, or the analysis has not finished.')));
 
