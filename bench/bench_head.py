@@ -39,17 +39,20 @@ def load_frames(data: Path, n: int) -> tuple[list[np.ndarray], str]:
 
 def bench(predictor, frames: list[np.ndarray], batch: int, repeats: int) -> dict:
     predictor.predict_batch(frames[:batch])  # warm-up (allocations, lazy init)
-    per_frame = []
+    per_frame, cpu = [], []
     for _ in range(repeats):
         for i in range(0, len(frames) - batch + 1, batch):
             chunk = frames[i : i + batch]
             t = time.perf_counter()
+            c = time.process_time()
             predictor.predict_batch(chunk, [0.1] * len(chunk))
             per_frame.append((time.perf_counter() - t) * 1000 / len(chunk))
+            cpu.append((time.process_time() - c) * 1000 / len(chunk))
     return {
         "batch": batch,
         "ms_per_frame_median": round(statistics.median(per_frame), 1),
         "ms_per_frame_mean": round(statistics.fmean(per_frame), 1),
+        "cpu_ms_per_frame_median": round(statistics.median(cpu), 1),  # all threads' CPU time
         "calls": len(per_frame),
     }
 
@@ -70,15 +73,20 @@ def main() -> int:
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     rows = []
     for device in devices:
-        predictor = HeadPredictor(device=device, threads=args.threads)
-        for batch in (1, 16):
-            r = {"device": device, **bench(predictor, frames, batch, args.repeats)}
-            rows.append(r)
-            print(
-                f"{device:4s} batch {batch:2d}: {r['ms_per_frame_median']:7.1f} ms/frame (median of "
-                f"{r['calls']} calls, mean {r['ms_per_frame_mean']} ms)",
-                flush=True,
-            )
+        for tta in (True, False):
+            predictor = HeadPredictor(device=device, threads=args.threads, flip_tta=tta)
+            for batch in (1, 16):
+                r = {
+                    "device": device,
+                    "flip_tta": tta,
+                    **bench(predictor, frames, batch, args.repeats),
+                }
+                rows.append(r)
+                print(
+                    f"{device:4s} tta={tta!s:5s} batch {batch:2d}: {r['ms_per_frame_median']:7.1f} ms/frame (median of "
+                    f"{r['calls']} calls, mean {r['ms_per_frame_mean']} ms; CPU time {r['cpu_ms_per_frame_median']} ms)",
+                    flush=True,
+                )
     info = {
         "frames": source,
         "torch_threads": args.threads,

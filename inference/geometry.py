@@ -235,7 +235,8 @@ def fit_ellipse_robust(
 
     A least-squares fit on all points is tried first; when fewer than 95 % of the points lie within
     ``threshold`` px of it, RANSAC (6-point minimal fits, deterministic ``seed``) picks the
-    hypothesis with most inliers (sub-sampled to ``max_points`` for speed). The consensus set is
+    hypothesis with most inliers (sub-sampled to ``max_points`` for speed; at most ``iterations``
+    draws, fewer once a 99 % chance of an all-inlier draw is reached). The consensus set is
     then refitted by least squares, re-selecting inliers three times. Raises ValueError if no fit
     keeps ``min_inlier_fraction`` of the points.
     """
@@ -253,7 +254,10 @@ def fit_ellipse_robust(
     if best_count < 0.95 * len(p):
         sample = p if len(p) <= max_points else p[rng.choice(len(p), max_points, replace=False)]
         scale = len(p) / len(sample)
-        for _ in range(iterations):
+        needed = iterations
+        i = 0
+        while i < min(iterations, max(needed, 50)):  # ≥ 50 draws: the count estimate is noisy
+            i += 1
             try:
                 cand = fit_ellipse_direct(sample[rng.choice(len(sample), 6, replace=False)])
             except ValueError:
@@ -261,6 +265,9 @@ def fit_ellipse_robust(
             count = int((sampson_distance(cand, sample) < threshold).sum() * scale)
             if count > best_count:
                 best, best_count = cand, count
+                # adaptive stop: enough draws for a 99 % chance of one all-inlier sample
+                w = min(best_count / len(p), 0.999)
+                needed = math.ceil(math.log(0.01) / math.log(1 - w**6)) if w > 0 else iterations
     if best is None:
         raise ValueError("no ellipse fits these points")
     inliers = sampson_distance(best, p) < threshold

@@ -47,7 +47,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--flip-tta", action="store_true", help="average with the mirrored frame")
+    p.add_argument(
+        "--no-flip-tta", action="store_true", help="do not average with the mirrored frame"
+    )
     return p.parse_args(argv)
 
 
@@ -118,7 +120,7 @@ def main(argv: list[str]) -> int:
         return 2
 
     predictor = HeadPredictor(
-        weights, device=args.device, threads=args.threads, flip_tta=args.flip_tta
+        weights, device=args.device, threads=args.threads, flip_tta=not args.no_flip_tta
     )
     rows: list[dict] = []
     seconds = 0.0

@@ -299,7 +299,7 @@ class HeadPredictor:
         device: str | None = None,
         threads: int | None = None,
         batch_size: int = 16,
-        flip_tta: bool = False,
+        flip_tta: bool = True,
     ) -> None:
         import torch
 
@@ -320,7 +320,8 @@ class HeadPredictor:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.version = f"head-unet-b{blob['config'].get('base')}-{digest}"
         self.batch_size = max(1, int(batch_size))
-        # optionally average with the left-right mirrored frame (2× network time)
+        # average with the left-right mirrored frame (2× network time; on held-out HC18 it
+        # lowered the HC error, see the model card)
         self.flip_tta = bool(flip_tta)
         self._torch = torch
         self._lock = threading.Lock()
