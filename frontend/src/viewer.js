@@ -102,10 +102,14 @@ function throttle(fn, ms) {
   let timer = null;
   let pendingArgs = null;
   const run = () => {
-    last = performance.now();
+    // Called directly when the wait is over or by the timer: either way a pending timer must not
+    // fire again later with no arguments left ("s is not iterable" under load).
+    clearTimeout(timer);
     timer = null;
     const args = pendingArgs;
     pendingArgs = null;
+    if (!args) return;
+    last = performance.now();
     fn(...args);
   };
   const throttled = (...args) => {

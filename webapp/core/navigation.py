@@ -40,6 +40,7 @@ NAVIGATION: dict[str, tuple[tuple[str, str], ...]] = {
         ("Users", "admin:accounts_user_changelist"),
         ("PACS nodes", "admin:exams_pacsnode_changelist"),
         ("Model versions", "admin:analysis_modelversion_changelist"),
+        ("Audit trail", "review:audit"),
         ("Exams", "exams:study_list"),
         ("Django admin", "admin:index"),
     ),
