@@ -21,14 +21,16 @@ SPLIT = REPO_ROOT / "inference" / "weights" / "head_split.json"
 
 
 def held_out_items(hc18_dir: Path, count: int):
-    """The first ``count`` held-out images (one per subject) of the shipped split."""
+    """``count`` held-out images of the shipped split, one per subject, spread over head sizes
+    (the 20th, 40th, 60th and 80th centile of the reference HC, in that order)."""
     val = set(json.loads(SPLIT.read_text())["val_subjects"])
-    seen, out = set(), []
+    first: dict[str, object] = {}
     for it in list_hc18(hc18_dir):
-        if it.subject in val and it.subject not in seen:
-            seen.add(it.subject)
-            out.append(it)
-    return out[:count]
+        if it.subject in val:
+            first.setdefault(it.subject, it)
+    ranked = sorted(first.values(), key=lambda it: it.hc_mm)
+    picks = [ranked[int(q * len(ranked))] for q in (0.2, 0.4, 0.6, 0.8)]
+    return picks[:count]
 
 
 def test_measures_held_out_hc18_heads(hc18_dir: Path, head_predictor) -> None:
@@ -37,8 +39,8 @@ def test_measures_held_out_hc18_heads(hc18_dir: Path, head_predictor) -> None:
     results = head_predictor.predict_batch(frames, [it.pixel_size_mm for it in items])
     for it, r in zip(items, results, strict=True):
         assert r.found, (it.name, r.reason)
-        # HC18 reference HC; the model card reports MAD ~ 2 mm on the held-out set
-        assert r.hc_mm == pytest.approx(it.hc_mm, abs=max(5.0, 0.03 * it.hc_mm)), it.name
+        # HC18 reference HC; the model card reports a held-out mean absolute difference of 2.6 mm
+        assert r.hc_mm == pytest.approx(it.hc_mm, abs=5.0), it.name
         assert 65 < r.cephalic_index < 95
         assert r.bpd_mm == pytest.approx(r.bpd_px * it.pixel_size_mm)
         assert 0.5 <= r.confidence <= 1.0
@@ -101,7 +103,7 @@ def test_measure_head_one_image(hc18_dir: Path) -> None:
 
     it = held_out_items(hc18_dir, 1)[0]
     r = measure_head(read_gray(it.image_path), it.pixel_size_mm)
-    assert r.found and r.hc_mm == pytest.approx(it.hc_mm, abs=max(5.0, 0.03 * it.hc_mm))
+    assert r.found and r.hc_mm == pytest.approx(it.hc_mm, abs=5.0)
 
 
 def _mini_hc18(src: Path, dst: Path, items) -> Path:
@@ -141,7 +143,7 @@ def test_evaluate_command_prints_one_json_report(hc18_dir: Path, tmp_path: Path)
     )
     report = json.loads(out.stdout)
     assert report["n"] == 2 and report["no_head"] == 0
-    assert report["hc_mad_mm"] < 5.0 and report["dice"] > 0.93
+    assert report["hc_mad_mm"] < 3.0 and report["dice"] > 0.95
     for key in ("hc_mad_sd_mm", "hausdorff_mm", "ms_per_image"):
         assert report[key] is not None
     if lm.is_file():
