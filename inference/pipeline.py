@@ -127,10 +127,12 @@ def snapshot_weights(path: Path, snapshot_dir: Path | None = None) -> tuple[Path
 
 
 def _model_card(weights: Path) -> tuple[str, str]:
-    """(card text, card path) for weights: ``<stem>.md`` or ``<stem>.model_card.md`` beside them."""
+    """(card text, card path) for weights: ``<stem>.md`` or ``<stem>.model_card.md`` beside them,
+    else the training command's ``<stem>.metrics.json`` (its measured metrics)."""
     for candidate in (
         weights.with_suffix(".md"),
         weights.with_name(f"{weights.stem}.model_card.md"),
+        weights.with_name(f"{weights.stem}.metrics.json"),
     ):
         if candidate.is_file():
             return candidate.read_text(errors="replace")[:20000], str(candidate)
