@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -438,12 +437,3 @@ def default_predictor() -> HeadPredictor:
 def measure_head(image: ArrayLike, pixel_size_mm: float | None = None) -> HeadMeasurement:
     """Measure the fetal head in one 2-D frame with the shipped weights (see HeadPredictor)."""
     return default_predictor().predict_batch([image], [pixel_size_mm])[0]
-
-
-def timed_predict(
-    predictor: HeadPredictor, frames: list[NDArray], sizes: list[float | None]
-) -> tuple[list[HeadMeasurement], float]:
-    """predict_batch plus its wall time in seconds."""
-    t = time.perf_counter()
-    out = predictor.predict_batch(frames, sizes)
-    return out, time.perf_counter() - t
