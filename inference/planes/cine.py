@@ -57,8 +57,11 @@ def smooth(scores: np.ndarray, sigma_frames: float) -> np.ndarray:
         return scores.copy()
     r = max(1, round(3 * sigma_frames))
     k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma_frames) ** 2)
-    num = np.convolve(scores, k, mode="same")
-    den = np.convolve(np.ones_like(scores), k, mode="same")
+    # "full" then the centred slice: mode="same" returns max(len(scores), len(k)) samples, so a
+    # cine shorter than the kernel would gain frames.
+    n = len(scores)
+    num = np.convolve(scores, k, mode="full")[r : r + n]
+    den = np.convolve(np.ones_like(scores), k, mode="full")[r : r + n]
     return num / den
 
 
