@@ -10,12 +10,13 @@ viewers and the project's calibration code measure in mm. UIDs are derived from 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian
 
 US_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.6.1"
 US_MULTIFRAME_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.3.1"
@@ -23,8 +24,13 @@ IMPLEMENTATION_UID = "1.2.826.0.1.3680043.10.1449.1"  # sonoreview phantom write
 
 
 def phantom_uid(*parts: object) -> str:
-    """Deterministic UID (2.25 form) from the given parts."""
-    return generate_uid(prefix=None, entropy_srcs=["sonoreview-phantom", *map(str, parts)])
+    """Deterministic UID (2.25 form) from the given parts.
+
+    Built here rather than with ``generate_uid(prefix=None, entropy_srcs=…)``: pydicom ignores the
+    entropy sources when the prefix is None and returns a random UUID-derived UID.
+    """
+    digest = hashlib.sha256("\x1f".join(["sonoreview-phantom", *map(str, parts)]).encode()).digest()
+    return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
 @dataclass(frozen=True)

@@ -60,3 +60,18 @@ def test_dciodvfy_finds_no_errors(demo):
         out = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
         text = out.stdout + out.stderr
         assert "Error" not in text, text
+
+
+def test_same_seed_writes_the_same_uids(demo, tmp_path_factory):
+    again = tmp_path_factory.mktemp("demo-again")
+    assert main(["--out", str(again), "--seed", "0", "--cine-frames", "40"]) == 0
+
+    def uids(root):
+        return sorted(
+            (p.relative_to(root).as_posix(), ds.StudyInstanceUID, ds.SOPInstanceUID)
+            for p in root.rglob("*.dcm")
+            for ds in [pydicom.dcmread(p, stop_before_pixels=True)]
+        )
+
+    first = uids(demo)
+    assert first and first == uids(again)
