@@ -184,6 +184,8 @@ def train_model(
     samples_per_epoch: int = 4000,
     lr: float = 2e-3,
     max_minutes: float | None = None,
+    brain_boost: float = 1.5,
+    init: Path | None = None,
     log=print,
 ):
     """Train PlaneNet with class-balanced sampling; returns the model (eval mode).
@@ -200,6 +202,8 @@ def train_model(
     torch.manual_seed(seed)
     rng_t = torch.Generator().manual_seed(seed)
     model = PlaneNet()
+    if init is not None:  # fine-tune from earlier weights (a second, shorter stage)
+        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True)["state_dict"])
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps_per_epoch = max(1, samples_per_epoch // batch)
     total = epochs * steps_per_epoch
@@ -207,7 +211,7 @@ def train_model(
     hard = y_soft.argmax(1)
     counts = np.bincount(hard, minlength=N_PLANES).astype(np.float64)
     w = 1.0 / np.maximum(counts[hard], 1)
-    w[hard == taxonomy.PLANE_KEYS.index("fetal_brain")] *= 1.5  # more brain: two heads learn
+    w[hard == taxonomy.PLANE_KEYS.index("fetal_brain")] *= brain_boost  # brain feeds two heads
     w /= w.sum()
     if brain_weight is None:
         brain_weight = np.ones(len(x), np.float32)
@@ -313,6 +317,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--epochs", type=int, default=18)
     ap.add_argument("--samples-per-epoch", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    ap.add_argument(
+        "--brain-boost", type=float, default=1.5, help="sampling weight of brain images"
+    )
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tune)")
     ap.add_argument("--held-out", type=float, default=0.25, help="fraction of subjects held out")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument(
@@ -379,6 +388,9 @@ def main(argv: list[str]) -> int:
         epochs=args.epochs,
         seed=args.seed,
         samples_per_epoch=args.samples_per_epoch,
+        lr=args.lr,
+        brain_boost=args.brain_boost,
+        init=args.init,
         max_minutes=args.max_minutes,
         log=log,
     )
