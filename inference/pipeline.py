@@ -30,6 +30,7 @@ measurement, and :attr:`Models.unavailable` says so.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import shutil
@@ -128,11 +129,22 @@ def snapshot_weights(path: Path, snapshot_dir: Path | None = None) -> tuple[Path
 
 def _model_card(weights: Path) -> tuple[str, str]:
     """(card text, card path) for weights: ``<stem>.md`` or ``<stem>.model_card.md`` beside them,
-    else the training command's ``<stem>.metrics.json`` (its measured metrics)."""
+    or the card that ``<stem>.metrics.json`` names in its ``model_card`` key, else that metrics
+    file itself (the training command's measured metrics)."""
+    metrics = weights.with_name(f"{weights.stem}.metrics.json")
+    named_card: list[Path] = []
+    if metrics.is_file():
+        try:
+            name = json.loads(metrics.read_text()).get("model_card")
+        except (ValueError, AttributeError):
+            name = None
+        if isinstance(name, str) and name:
+            named_card.append(weights.with_name(Path(name).name))
     for candidate in (
         weights.with_suffix(".md"),
         weights.with_name(f"{weights.stem}.model_card.md"),
-        weights.with_name(f"{weights.stem}.metrics.json"),
+        *named_card,
+        metrics,
     ):
         if candidate.is_file():
             return candidate.read_text(errors="replace")[:20000], str(candidate)
