@@ -35,8 +35,9 @@ def ms_per_frame(model: torch.nn.Module, batch: int, device: str, repeats: int) 
     x = torch.rand(batch, 1, INPUT_SIZE, INPUT_SIZE, device=device)
     times = []
     with torch.no_grad():
-        model(x)  # warm-up
-        for _ in range(repeats):
+        for _ in range(3):  # warm-up (first calls allocate and pick kernels)
+            model(x)
+        for _ in range(repeats if batch > 1 else 4 * repeats):
             if device == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
@@ -53,28 +54,31 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--cine-frames", type=int, default=300)
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     ours, ref = PlaneNet().eval(), SonoNetReference().eval()
-    print(
-        f"torch {torch.__version__}, {args.threads} CPU threads, input 1x{INPUT_SIZE}x{INPUT_SIZE}"
-    )
+    print(f"torch {torch.__version__}, input 1x{INPUT_SIZE}x{INPUT_SIZE}, medians")
     print(
         f"PlaneNet {count_parameters(ours) / 1e6:.2f} M params; "
         f"SonoNet-64-sized reference {count_parameters(ref) / 1e6:.2f} M params"
     )
-    for device in devices:
-        ours.to(device)
-        ref.to(device)
-        for batch in (1, 64):
-            a = ms_per_frame(ours, batch, device, args.repeats)
-            b = ms_per_frame(ref, batch, device, args.repeats)
-            print(
-                f"{device} batch {batch:>2}: PlaneNet {a:7.2f} ms/frame | SonoNet-64 ref "
-                f"{b:7.2f} ms/frame | ratio {b / a:5.1f}x"
-            )
-        ours.to("cpu")
-        ref.to("cpu")
+    # one thread as well: on a shared 2-core machine a second thread that waits for a busy core
+    # can make batch-1 inference slower than one thread
+    for threads in sorted({1, args.threads}):
+        torch.set_num_threads(threads)
+        for device in devices if threads == args.threads else ["cpu"]:
+            ours.to(device)
+            ref.to(device)
+            for batch in (1, 64):
+                a = ms_per_frame(ours, batch, device, args.repeats)
+                b = ms_per_frame(ref, batch, device, args.repeats)
+                where = f"{device} {threads} thr" if device == "cpu" else device
+                print(
+                    f"{where} batch {batch:>2}: PlaneNet {a:7.2f} ms/frame | SonoNet-64 ref "
+                    f"{b:7.2f} ms/frame | ratio {b / a:5.1f}x"
+                )
+            ours.to("cpu")
+            ref.to("cpu")
+    torch.set_num_threads(args.threads)
 
     from inference.phantom.sweep import make_sweep
 
