@@ -334,7 +334,10 @@ def paired_symmetry(
     for k in order[:2]:
         ys, xs = np.nonzero(labels == k)
         regions.append(np.stack([xs + bx - cx, ys + by - cy], axis=1).astype(np.float64))
-    if len(regions) == 2 and np.sign(regions[0].mean(0) @ n) != np.sign(regions[1].mean(0) @ n):
+    if len(regions) == 2:
+        # Two separate structures are the pair even when an oblique cut puts both on one side of
+        # the axis: mirroring then shows the shift (splitting a structure along the axis would
+        # hide it).
         left, right = sorted(regions, key=lambda r: float(r.mean(0) @ n))
     else:
         rel = np.concatenate(regions)
