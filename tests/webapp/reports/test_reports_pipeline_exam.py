@@ -32,6 +32,14 @@ PLANES = (("fetal_brain", "trans_thalamic"), ("fetal_abdomen", None), ("fetal_fe
 HEAD_LOINC = {"HC": "11984-2", "BPD": "11820-8", "OFD": "11851-3"}
 
 
+@pytest.fixture(autouse=True)
+def shipped_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shipped models, whatever an earlier session-scoped fixture put in the environment
+    (tests/webapp/analysis swaps in an untrained plane network for the whole session)."""
+    monkeypatch.delenv("SONOREVIEW_PLANES_WEIGHTS", raising=False)
+    monkeypatch.delenv("SONOREVIEW_HEAD_WEIGHTS", raising=False)
+
+
 def _pipeline_exam(tmp_path: Path):
     from inference.phantom.dicom import ExamIds, phantom_uid, write_us_image
     from inference.phantom.generator import make_frame
