@@ -46,25 +46,15 @@ say "Demo exams"
 already=$(manage shell -v 0 -c "from webapp.exams.models import Study; print(Study.objects.exists())" 2>/dev/null | tail -n 1 || echo False)
 if [ "$already" = "True" ]; then
   echo "exams already loaded (make clean-demo starts afresh)"
-elif "$VENV_BIN/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('inference.phantom.__main__') is None)" 2>/dev/null; then
-  "$VENV_BIN/python" -m inference.phantom --out var/demo-dicom --seed 0
-  ingest=""
-  commands=$(manage help --commands)
-  for candidate in ingest_dicom ingest import_dicom load_demo_exams; do
-    if grep -qx "$candidate" <<<"$commands"; then ingest="$candidate"; break; fi
-  done
-  if [ -n "$ingest" ]; then
-    uploader=()
-    if manage help "$ingest" | grep -q -- "--user"; then uploader=(--user sono); fi
-    # Only the exam folders: the phantom's manifest.json (its ground truth) is not an exam.
-    mapfile -t exam_dirs < <(find var/demo-dicom -mindepth 1 -maxdepth 1 -type d | sort)
-    manage "$ingest" "${exam_dirs[@]}" "${uploader[@]}" \
-      || echo "note: '$ingest' reported problems (above); the site runs with what was stored"
-  else
-    echo "note: no ingest command yet (webapp/exams); demo DICOM written to var/demo-dicom, not loaded"
-  fi
 else
-  echo "note: inference.phantom is not available yet; no demo exams loaded"
+  "$VENV_BIN/python" -m inference.phantom --out var/demo-dicom --seed 0
+  # Only the exam folders: the phantom's manifest.json (its ground truth) is not an exam. The
+  # mid-trimester exam is the trainee's, so the supervisor's grading queue has work in the demo.
+  mapfile -t exam_dirs < <(find var/demo-dicom -mindepth 1 -maxdepth 1 -type d ! -name '*mid_trimester*' | sort)
+  manage ingest_dicom "${exam_dirs[@]}" --user sono \
+    || echo "note: ingest_dicom reported problems (above); the site runs with what was stored"
+  manage ingest_dicom var/demo-dicom/*mid_trimester* --user trainee \
+    || echo "note: ingest_dicom reported problems (above); the site runs with what was stored"
 fi
 
 say "Static files"
