@@ -38,7 +38,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def pipeline_exam(transactional_db: None, tmp_path: Path) -> Any:
+def pipeline_exam(transactional_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """A phantom biometry exam (head, abdomen, femur; US regions in cm) ingested through the
     exams ingest service and analysed by the real pipeline with the shipped weights."""
     from inference.phantom.dicom import ExamIds, phantom_uid, write_us_image
@@ -48,6 +48,9 @@ def pipeline_exam(transactional_db: None, tmp_path: Path) -> Any:
     from webapp.exams import services as exams
     from webapp.exams.models import Study
 
+    # The shipped models, whatever the environment says.
+    monkeypatch.delenv("SONOREVIEW_PLANES_WEIGHTS", raising=False)
+    monkeypatch.delenv("SONOREVIEW_HEAD_WEIGHTS", raising=False)
     missing = [str(p) for p in runtime.weights_paths().values() if not p.exists()]
     if missing:
         pytest.skip(f"the pipeline's weights are not there: {', '.join(missing)}")

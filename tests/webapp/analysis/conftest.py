@@ -1,9 +1,9 @@
 """Fixtures for the analysis tests: phantom exams ingested for real, dedicated analysis workers.
 
-- ``plane_weights`` (session): a seeded, untrained PlaneNet saved with the project's own
+- ``plane_weights``: a seeded, untrained PlaneNet saved with the project's own
   ``save_weights`` — the fault tests compare runs with each other, so they need a fixed model,
-  not an accurate one, and must not depend on the training in progress. Exported as
-  ``SONOREVIEW_PLANES_WEIGHTS`` to this process and to the workers.
+  not an accurate one, and must not depend on the training in progress. Set as
+  ``SONOREVIEW_PLANES_WEIGHTS`` for the test that asks for it and given to the workers.
 - ``phantom_exam(seed, frames)``: a synthetic cine written as US Multi-frame DICOM by
   ``inference.phantom.dicom`` and stored through the real ingest service (which announces it to
   the analysis app after commit, as in production).
@@ -39,7 +39,7 @@ FAULT_EXAM_SEED, FAULT_EXAM_FRAMES, FAULT_FRAME = 32, 32, 13
 
 
 @pytest.fixture(scope="session")
-def plane_weights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def untrained_plane_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     from inference.planes.model import PlaneNet, save_weights
@@ -47,13 +47,15 @@ def plane_weights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("weights") / "planes_seed0.pt"
     torch.manual_seed(0)
     save_weights(PlaneNet().eval(), path, {"width": 24, "version": "test-untrained-seed0"})
-    old = os.environ.get("SONOREVIEW_PLANES_WEIGHTS")
-    os.environ["SONOREVIEW_PLANES_WEIGHTS"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("SONOREVIEW_PLANES_WEIGHTS", None)
-    else:
-        os.environ["SONOREVIEW_PLANES_WEIGHTS"] = old
+    return path
+
+
+@pytest.fixture
+def plane_weights(untrained_plane_weights: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Per test, not per session: a session-wide environment change would hand the untrained
+    # network to every later test module of the run (the e2e and reports tests among them).
+    monkeypatch.setenv("SONOREVIEW_PLANES_WEIGHTS", str(untrained_plane_weights))
+    return untrained_plane_weights
 
 
 @pytest.fixture(autouse=True)
@@ -169,7 +171,10 @@ class AnalysisWorker:
 
 @pytest.fixture(scope="module")
 def analysis_workers(
-    django_db_setup: None, django_db_blocker: object, plane_weights: Path, analysis_queue: str
+    django_db_setup: None,
+    django_db_blocker: object,
+    untrained_plane_weights: Path,
+    analysis_queue: str,
 ) -> Iterator[Callable[..., AnalysisWorker]]:
     """``start(**env)`` → the one running worker on this module's queue (earlier ones are
     stopped first, so a test knows which process takes its tasks); stopped at the end."""
@@ -202,7 +207,7 @@ def analysis_workers(
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND or settings.CELERY_BROKER_URL,
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "SONOREVIEW_PLANES_WEIGHTS": str(plane_weights),
+            "SONOREVIEW_PLANES_WEIGHTS": str(untrained_plane_weights),
             "SONOREVIEW_ANALYSIS_QUEUE": analysis_queue,
             "SONOREVIEW_TEST_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
             "SONOREVIEW_ANALYSIS_BATCH_FRAMES": "8",
