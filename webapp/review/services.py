@@ -39,6 +39,10 @@ REVIEWABLE = (ExamStatus.READY_FOR_REVIEW, ExamStatus.IN_REVIEW, ExamStatus.AMEN
 VIEW_KEYS = tuple(v.key for v in VIEWS)
 MAX_COMMENT = 2000
 MAX_REASON = 2000
+MM_SHOWN_DECIMALS = 1
+"""Final mm values are signed and shown at 0.1 mm, rounded once from the measured value: an
+earlier rounding to 0.01 first turned 244.046 into 244.05, which the page then showed as 244.1
+beside a live value of 244.0."""
 # Final measurement values feed the biometry calculator under these names.
 CALCULATOR_NAMES = {"HC": "hc_mm", "BPD": "bpd_mm", "AC": "ac_mm", "FL": "fl_mm", "OFD": "ofd_mm"}
 
@@ -254,6 +258,11 @@ def final_measurements(study: Study) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def shown_mm(values_mm: dict[str, float]) -> dict[str, float]:
+    """The final values as signed and displayed (``MM_SHOWN_DECIMALS``). Pure."""
+    return {k: round(v, MM_SHOWN_DECIMALS) for k, v in values_mm.items()}
 
 
 def biometry(values_mm: dict[str, float], *, ga_days: float | None = None) -> dict[str, Any]:
@@ -750,7 +759,7 @@ def exam_summary(study: Study) -> dict[str, Any]:
             }
             for r in rows
         ],
-        "final_values_mm": {k: round(v, 2) for k, v in values.items()},
+        "final_values_mm": shown_mm(values),
         "biometry": biometry(values),
         "relabels": relabels,
         "amendments": amendments,

@@ -330,7 +330,7 @@ def exam_state(study: Study, user: Any) -> dict[str, Any]:
         "segmentations": segmentations,
         "relabels": relabels,
         "views": [{"key": v.key, "display": v.display_name} for v in taxonomy.VIEWS],
-        "final_values_mm": {k: round(v, 2) for k, v in values.items()},
+        "final_values_mm": services.shown_mm(values),
         "biometry": services.biometry(values),
         "ai_derived": ai.derived_findings(study),
         "undecided_measurements": sum(

@@ -101,7 +101,7 @@ def test_signing_builds_every_report_object_and_each_passes_the_validators(
     cine = study.series.get().instances.get(instance_number=3)
     for kind, value in final.items():
         (item,) = [n for n in nums if n.code[:2] == ("LN", LOINC[kind])]
-        assert item.value == pytest.approx(value, abs=0.01)
+        assert item.value == pytest.approx(value, abs=0.05)  # signed at 0.1 mm, measured finer
         assert item.unit == ("UCUM", "mm")
         (coords,) = [c for c in item.children if c["type"] == "SCOORD"]
         if kind == "FL":

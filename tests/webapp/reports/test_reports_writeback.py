@@ -91,7 +91,7 @@ def test_stow_to_orthanc_reads_back_equal_and_an_amendment_adds_version_2(
             "11963-6": final["FL"],
             "11851-3": final["OFD"],
         },
-        abs=0.01,
+        abs=0.05,  # the summary is signed at 0.1 mm; the SR keeps the measured value
     )
     assert AuditEvent.objects.filter(
         action=AuditEvent.Action.EXPORT, study_instance_uid=study.study_instance_uid
@@ -137,7 +137,7 @@ def test_stow_to_orthanc_reads_back_equal_and_an_amendment_adds_version_2(
     predecessor = ds2.PredecessorDocumentsSequence[0].ReferencedSeriesSequence[0]
     assert predecessor.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == sr1.sop_instance_uid
     bpd2 = next(n.value for n in readback.numeric_items(ds2) if n.code[1] == "11820-8")
-    assert bpd2 == pytest.approx(signoff2.summary["final_values_mm"]["BPD"], abs=0.01)
+    assert bpd2 == pytest.approx(signoff2.summary["final_values_mm"]["BPD"], abs=0.05)
     assert bpd2 != pytest.approx(final["BPD"], abs=0.5)
     # The derived frames did not change: the same objects, not sent twice.
     assert {d.pk for d in docs2 if d.kind == ReportKind.DERIVED_IMAGE} == {

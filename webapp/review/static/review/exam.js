@@ -440,7 +440,8 @@ async function openSign() {
         efw ? h('li', {}, `EFW: ${efw}`) : null,
         s.relabels.length ? h('li', {}, `${s.relabels.length} frame(s) relabelled`) : null,
         s.amendments.length ? h('li', {}, `Amendment: “${s.amendments[s.amendments.length - 1].reason}”`) : null),
-      s.undecided_measurements ? h('p', { class: 'field-error' }, `${s.undecided_measurements} measurement(s) still undecided: decide each before signing.`) : null,
+      // replaceChildren() would print a null child as the text "null": filter it out
+      ...[s.undecided_measurements ? h('p', { class: 'field-error' }, `${s.undecided_measurements} measurement(s) still undecided: decide each before signing.`) : null].filter(Boolean),
       h('p', { class: 'muted' }, `Content SHA-256 ${signHash.slice(0, 16)}…`));
     $('#sign-dialog').showModal();
     $('#sign-password').focus();
