@@ -11,6 +11,7 @@ best validation HC error (mean absolute difference, mm, of a quick ellipse fit) 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import random
@@ -59,6 +60,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="start from these exported weights (e.g. a model trained at a smaller --net-shape: "
+        "the U-Net is fully convolutional, so its weights fit any size); same --base required",
+    )
     p.add_argument(
         "--stop-after",
         type=int,
@@ -155,6 +162,14 @@ def main(argv: list[str]) -> int:
     )
 
     model = build_model({"in_channels": 1, "base": args.base, "depth": 4})
+    if args.init_from and not args.resume:
+        init = torch.load(args.init_from, map_location="cpu", weights_only=False)
+        if init["config"].get("base") != args.base:
+            raise SystemExit(f"--init-from {args.init_from} has base {init['config'].get('base')}")
+        model.load_state_dict(init["state_dict"])
+        # the init file is usually overwritten by this run's export: remember which one it was
+        args.init_sha256 = hashlib.sha256(Path(args.init_from).read_bytes()).hexdigest()
+        print(f"initialised from {args.init_from} (trained at {init.get('net_shape')})", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(len(tr_idx) / args.batch)
     if args.limit_batches:
