@@ -15,7 +15,7 @@ Conventions
 - Head: HC = perimeter (Ramanujan) of the outer skull ellipse; OFD = 2a outer-to-outer;
   BPD outer-to-outer = 2b, BPD outer-to-inner = 2b - skull thickness.
 - Abdomen: AC = perimeter of the skin-line ellipse. Femur: FL = distance between the ends of the
-  ossified diaphysis (the epiphysis is outside it).
+  ossified diaphysis (the epiphysis is outside it): tip to tip of the capsule drawn for it.
 
 Deterministic: the same arguments and seed give byte-identical frames. Used for tests, demos and
 pre-training only; nothing measured on it is reported as accuracy on real images.
@@ -597,16 +597,41 @@ def _trunk(sc: _Scene, p: dict[str, Any], kind: str) -> dict[str, Any]:
     }
 
 
+def _shaft_radius_px(shaft_px: float) -> float:
+    """Radius (px) of the capsule drawn for a femoral shaft whose straight part is ``shaft_px``."""
+    return max(1.5, 0.045 * shaft_px)
+
+
 def _femur(sc: _Scene, p: dict[str, Any]) -> dict[str, Any]:
+    """Femur: the ossified diaphysis drawn as a capsule (a straight shaft with rounded ends).
+
+    FL truth is the capsule's tip-to-tip length (shaft + 2 × radius): the ends of the ossified
+    diaphysis as drawn. A given ``fl_mm`` is that length; a random one draws the straight part
+    (as earlier versions did, so random frames keep their look) and the truth adds the ends.
+    """
     rng = sc.rng
-    fl_mm = p.get("fl_mm") or float(rng.uniform(18, 75))
+    fl_given = p.get("fl_mm")
+    shaft_mm = fl_given or float(rng.uniform(18, 75))
     angle_deg = p.get("angle_deg")
     if angle_deg is None:
         angle_deg = float(rng.uniform(-30, 30))
-    frac_target = p.get("fill") or float(rng.uniform(0.38, 0.6))  # FL / FOV width
+    # Straight shaft / FOV width; the whole bone spans about 9 % more.
+    frac_target = p.get("fill") or float(rng.uniform(0.38, 0.6))
     fov_w = _fov_width(sc)
-    pixel_mm = p.get("pixel_mm") or fl_mm / (frac_target * fov_w)
-    L = fl_mm / pixel_mm
+    if p.get("pixel_mm"):
+        pixel_mm = float(p["pixel_mm"])
+        if fl_given:
+            total = fl_given / pixel_mm
+            L = total / 1.09 if 0.045 * total / 1.09 >= 1.5 else total - 3.0
+        else:
+            L = shaft_mm / pixel_mm
+    else:
+        L = frac_target * fov_w
+        pixel_mm = (
+            fl_given / (L + 2 * _shaft_radius_px(L))
+            if fl_given
+            else shaft_mm / (frac_target * fov_w)
+        )
     s = sc.sector
     r_mid = s["r_min"] + float(rng.uniform(0.4, 0.55)) * (s["r_max"] - s["r_min"])
     cx = s["apex_x"] + float(rng.uniform(-0.05, 0.05)) * fov_w
@@ -621,7 +646,7 @@ def _femur(sc: _Scene, p: dict[str, Any]) -> dict[str, Any]:
     fluid = sc.ellipse(Ellipse(cx, cy, 0.8 * L, 0.4 * L + 10, th))
     _background(sc, fluid)
     sc.paint(sc.ellipse(thigh), 0.33, texture=0.3)
-    radius = max(1.5, 0.045 * L)
+    radius = _shaft_radius_px(L)
     q0 = (cx - vis * L / 2 * math.cos(th), cy - vis * L / 2 * math.sin(th))
     q1 = (cx + vis * L / 2 * math.cos(th), cy + vis * L / 2 * math.sin(th))
     bone = sc.capsule(q0, q1, radius)
@@ -635,8 +660,21 @@ def _femur(sc: _Scene, p: dict[str, Any]) -> dict[str, Any]:
         sc.paint(epi & ~bone, 0.1)
         masks["distal_epiphysis"] = epi & ~bone
     sc.masks.update(masks)
-    ends_in = bool(_point_in_fov(sc, p0) and _point_in_fov(sc, p1) and vis >= 0.999)
-    frac = L / fov_w
+    # The tips of the rounded ends, not the centres of the end caps, are the diaphysis ends.
+    tip0 = (p0[0] - radius * math.cos(th), p0[1] - radius * math.sin(th))
+    tip1 = (p1[0] + radius * math.cos(th), p1[1] + radius * math.sin(th))
+    # Both ends visible: the whole bone lies inside the field of view, clear of its edge by
+    # FEMUR_EDGE_MARGIN_PX (a bone the sector edge cuts, even by its rounded tip, fails).
+    inner = _fov_inner_distance(sc.fov)
+    ends_in = bool(
+        vis >= 0.999
+        and bone.any()
+        and float(inner[bone].min()) >= FEMUR_EDGE_MARGIN_PX
+        and _point_in_fov(sc, tip0)
+        and _point_in_fov(sc, tip1)
+    )
+    total_px = L + 2 * radius
+    frac = total_px / fov_w
     crit = {
         "both_ends_visible": ends_in,
         "angle_under_45deg": abs(angle_deg) < 45,
@@ -644,12 +682,22 @@ def _femur(sc: _Scene, p: dict[str, Any]) -> dict[str, Any]:
     }
     return {
         "pixel_mm": pixel_mm,
-        "landmarks": {"femur_points": (p0, p1), "angle_deg": angle_deg},
-        "measurements": {"FL": L * pixel_mm} if vis >= 0.999 else {},
+        "landmarks": {"femur_points": (tip0, tip1), "angle_deg": angle_deg, "radius_px": radius},
+        "measurements": {"FL": total_px * pixel_mm} if vis >= 0.999 else {},
         "criteria": crit,
         "fractions": {"femur": frac},
         "standard": ends_in and vis >= 0.999,
     }
+
+
+FEMUR_EDGE_MARGIN_PX = 3.0
+"""Clearance (px) between every bone pixel and the field-of-view edge for "both ends visible"."""
+
+
+def _fov_inner_distance(fov: np.ndarray) -> np.ndarray:
+    """Distance (px) of every pixel to the nearest pixel outside the field of view or the frame."""
+    f = np.pad(fov.astype(np.uint8), 1)
+    return cv2.distanceTransform(f, cv2.DIST_L2, 5)[1:-1, 1:-1]
 
 
 def _point_in_fov(sc: _Scene, pt: tuple[float, float]) -> bool:
@@ -782,7 +830,7 @@ def make_frame(
     head: hc_mm, cephalic_index, fill (fraction of FOV area), angle (rad), pixel_mm, asymmetry
     (0 = symmetric, >= 0.04 fails), thalami, csp, cerebellum, ventricles (bool), section_scale;
     abdomen/thorax: ac_mm, roundness, fill, angle, asymmetry, stomach, umbilical_vein, kidneys;
-    femur: fl_mm, angle_deg (from horizontal), fill (FL / FOV width), ends_visible, epiphysis,
+    femur: fl_mm, angle_deg (from horizontal), fill (straight shaft / FOV width; the whole bone spans ~9 % more), ends_visible, epiphysis,
     visible_length (1 = whole diaphysis in plane); cervix: cl_mm.
     ``render=False`` skips the ultrasound rendering (image all zeros): truth only, much faster.
     """

@@ -2,6 +2,7 @@
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -102,11 +103,42 @@ def test_femur_truth_and_criteria():
         "femur_over_30pct": True,
     }
     _ys, xs = np.nonzero(f.masks["femur"])
-    assert xs.min() <= min(x0, x1) and xs.max() >= max(x0, x1)  # mask spans the end points
+    # the end points are the tips of the drawn bone: pixel centres lie within a pixel inside them
+    assert min(x0, x1) <= xs.min() < min(x0, x1) + 1.0
+    assert max(x0, x1) - 1.0 < xs.max() <= max(x0, x1)
     steep = make_frame("fetal_femur", seed=8, angle_deg=60.0, fill=0.2)
     assert not steep.criteria["angle_under_45deg"] and not steep.criteria["femur_over_30pct"]
     cut = make_frame("fetal_femur", seed=8, ends_visible=False)
     assert not cut.criteria["both_ends_visible"]
+
+
+def test_femur_truth_is_tip_to_tip_of_the_drawn_bone():
+    """FL truth = the drawn diaphysis end to end (shaft + rounded ends), on random frames too."""
+    from inference.femur import measure_femur
+
+    for seed in (2, 4, 5, 6, 7, 8):  # whole bone inside the sector (seeds 1 and 3 are cut)
+        f = make_frame("fetal_femur", seed=seed, epiphysis=False, render=False)
+        assert f.criteria["both_ends_visible"], seed
+        measured = measure_femur(f.masks["femur"], f.pixel_mm).length_mm
+        assert measured == pytest.approx(f.measurements_mm["FL"], rel=0.015), seed
+        (x0, y0), (x1, y1) = f.landmarks["femur_points"]
+        assert math.hypot(x1 - x0, y1 - y0) * f.pixel_mm == pytest.approx(f.measurements_mm["FL"])
+
+
+def test_femur_cut_by_the_sector_edge_never_has_both_ends_visible():
+    cut = 0
+    for seed in range(40):
+        f = make_frame("fetal_femur", seed=seed, render=False)
+        bone = f.masks["femur"]  # clipped to the field of view
+        fov_edge = f.fov & ~cv2.erode(f.fov.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(
+            bool
+        )
+        if (bone & fov_edge).any():
+            cut += 1
+            assert not f.criteria["both_ends_visible"], seed
+    bad = make_frame("fetal_femur", seed=8, ends_visible=False, render=False)
+    assert (bad.masks["femur"] & ~bad.fov).sum() == 0 and not bad.criteria["both_ends_visible"]
+    assert cut >= 1
 
 
 def test_sweep_has_known_ranges_and_is_deterministic():
