@@ -256,6 +256,58 @@ class PlaneRelabel(models.Model):
         return f"frame {self.frame_number} of {self.instance_id} → {self.new_label} v{self.version}"
 
 
+class DatingBasis(models.TextChoices):
+    """How the pregnancy was dated (the source of the GA from dates)."""
+
+    LMP = "lmp", "Last menstrual period"
+    CRL_SCAN = "crl_scan", "First-trimester scan (CRL)"
+    ASSISTED_CONCEPTION = "assisted_conception", "Assisted conception date"
+    OTHER = "other", "Other"
+
+
+class GestationalDating(models.Model):
+    """The gestational age from dates of an exam: what size centiles are placed at.
+
+    A GA estimated from this exam's own measurements would make its centiles circular, so the
+    physician enters the GA known from dates (LMP, an earlier CRL scan, assisted conception…).
+    ``ga_days`` is the GA on the exam's study date in whole days; ``lmp_date`` is kept when the GA
+    was worked out from it. Append-only per exam; the highest version is current (same
+    concurrency rule as decisions and relabels).
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="datings")
+    version = models.PositiveIntegerField()
+    basis = models.CharField(max_length=24, choices=DatingBasis.choices)
+    lmp_date = models.DateField(
+        null=True, blank=True, help_text="First day of the last menstrual period, when given"
+    )
+    ga_days = models.PositiveIntegerField(help_text="GA on the exam's study date, whole days")
+    comment = models.TextField(blank=True)
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    entered_at = models.DateTimeField(default=timezone.now)
+    amendment = models.ForeignKey(
+        Amendment, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering: ClassVar = ["study_id", "version"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["study", "version"], name="review_dating_version_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"GA {self.ga_weeks_days} ({self.basis}) of study {self.study_id} v{self.version}"
+
+    @property
+    def ga_weeks_days(self) -> str:
+        """The GA as completed weeks and days, e.g. ``20w3d``."""
+        return f"{self.ga_days // 7}w{self.ga_days % 7}d"
+
+
 class SignOff(models.Model):
     """A physician's signature on the exam's content as summarised at that moment.
 
