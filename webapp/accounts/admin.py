@@ -13,7 +13,7 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ("username", "first_name", "last_name", "email")
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
-        ("Clinical role", {"fields": ("role", "is_trainee")}),
+        ("Clinical role", {"fields": ("role", "is_trainee", "dicom_operator_name")}),
     )
     add_fieldsets = (
         *DjangoUserAdmin.add_fieldsets,

@@ -30,6 +30,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.pixels.processing import _expand_segmented_lut, apply_color_lut
 from pydicom.uid import (
     HTJ2K,
@@ -379,7 +380,8 @@ def _inspect_dataset(
             "study_id": _text(ds, "StudyID", 16),
             "description": _text(ds, "StudyDescription", 64),
             "referring_physician": _text(ds, "ReferringPhysicianName", 320),
-            "performing_physician": _text(ds, "PerformingPhysicianName", 320),
+            "performing_physician": _names(ds, "PerformingPhysicianName", 320),
+            "operators_name": _names(ds, "OperatorsName", 320),
         },
         series={
             "modality": _text(ds, "Modality", 16),
@@ -587,6 +589,16 @@ def _text(ds: Dataset, keyword: str, limit: int) -> str:
     if value is None:
         return ""
     return clean_text(str(value))[:limit]
+
+
+def _names(ds: Dataset, keyword: str, limit: int) -> str:
+    """A person-name element that may hold several values, joined with DICOM's backslash (str()
+    of a multi-value would give Python's list syntax)."""
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    values = value if isinstance(value, MultiValue) else [value]
+    return clean_text("\\".join(str(v) for v in values))[:limit]
 
 
 def clean_text(value: str) -> str:

@@ -134,6 +134,11 @@ class Study(models.Model):
     performing_physician = models.CharField(
         max_length=320, blank=True, help_text="As sent by the modality (0008,1050)"
     )
+    operators_name = models.CharField(
+        max_length=320,
+        blank=True,
+        help_text="As sent by the modality (0008,1070): who operated the scanner",
+    )
     source = models.CharField(max_length=10, choices=ExamSource.choices)
     pacs_node = models.ForeignKey(
         PacsNode, null=True, blank=True, on_delete=models.SET_NULL, related_name="studies"

@@ -378,7 +378,9 @@ def _create_rows(
     if study is None:
         patient = _patient_for(inspected.patient)
         sonographer = (
-            user if user is not None and getattr(user, "role", "") == "sonographer" else None
+            user
+            if user is not None and getattr(user, "role", "") == "sonographer"
+            else _sonographer_named(inspected.study.get("operators_name", ""))
         )
         study, _ = Study.objects.get_or_create(
             study_instance_uid=inspected.study_instance_uid,
@@ -465,6 +467,18 @@ def _aware(value: Any) -> Any:
     if value is None or not settings.USE_TZ:
         return value
     return timezone.make_aware(value) if timezone.is_naive(value) else value
+
+
+def _sonographer_named(operators_name: str) -> Any:
+    """The active sonographer whose DICOM operator name is the file's first Operators' Name
+    (exams from a scanner or a PACS have no uploading user), or None."""
+    from django.contrib.auth import get_user_model
+
+    User = get_user_model()
+    key = User.normalised_operator_name(operators_name)
+    if not key:
+        return None
+    return User.objects.filter(dicom_operator_name=key, role="sonographer", is_active=True).first()
 
 
 def _patient_for(attrs: dict[str, Any]) -> Patient:

@@ -204,6 +204,44 @@ def test_cstore_rejects_bad_dataset_with_failure_status(
     assert Instance.objects.get().transfer_syntax_uid == "1.2.840.10008.1.2.4.90"
 
 
+@pytest.mark.django_db(transaction=True)
+def test_cstore_exam_belongs_to_the_sonographer_named_in_operators_name(
+    dicom_receiver, tmp_path, analysis_not_dispatched
+) -> None:
+    from django.contrib.auth import get_user_model
+    from django.db import IntegrityError, transaction
+    from pydicom.uid import generate_uid
+
+    jane = get_user_model().objects.create_user(
+        "jdoe", password="x", role="sonographer", dicom_operator_name=" doe^jane^^ "
+    )
+    assert jane.dicom_operator_name == "DOE^JANE"  # stored as scanners' names are compared
+
+    def send(operators: list[str], name: str) -> Study:
+        ds = pydicom.dcmread(us_file("US1_J2KR.dcm"))
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        ds.SOPInstanceUID = generate_uid()
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.OperatorsName = operators
+        path = tmp_path / name
+        ds.save_as(path)
+        sent = storescu(dicom_receiver, path)
+        assert sent.returncode == 0, sent.stderr + dicom_receiver.log()[-2000:]
+        return Study.objects.get(study_instance_uid=ds.StudyInstanceUID)
+
+    # the first Operators' Name decides; case and empty name components do not matter
+    mine = send(["Doe^Jane", "Smith^Ann"], "mine.dcm")
+    assert mine.sonographer == jane
+    assert mine.operators_name == "Doe^Jane\\Smith^Ann"  # DICOM's separator, not a Python list
+    # an unknown operator: nobody's exam (not a guess)
+    assert send(["Smith^Ann"], "other.dcm").sonographer is None
+    # two accounts cannot claim one operator name
+    with pytest.raises(IntegrityError), transaction.atomic():
+        get_user_model().objects.create_user(
+            "jdoe2", password="x", role="sonographer", dicom_operator_name="DOE^JANE"
+        )
+
+
 @pytest.mark.orthanc
 @pytest.mark.django_db
 def test_pacs_page_searches_and_imports(client_as, orthanc) -> None:
