@@ -9,15 +9,17 @@ version or locked exam.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import math
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from inference.biometry import compute_all
+from inference.biometry import compute_all, parse_ga_weeks
 from inference.planes.taxonomy import VIEWS
 from webapp.exams import services as exam_services
 from webapp.exams.models import AuditEvent, ExamStatus, Instance, Study
@@ -26,9 +28,11 @@ from webapp.review.geometry import GeometryError, measure, shape_for
 from webapp.review.models import (
     FINDING_FK,
     Amendment,
+    DatingBasis,
     DecisionAction,
     FindingDecision,
     FindingType,
+    GestationalDating,
     PhysicianMeasurement,
     PlaneRelabel,
     SignOff,
@@ -43,6 +47,10 @@ MM_SHOWN_DECIMALS = 1
 """Final mm values are signed and shown at 0.1 mm, rounded once from the measured value: an
 earlier rounding to 0.01 first turned 244.046 into 244.05, which the page then showed as 244.1
 beside a live value of 244.0."""
+DATING_MIN_DAYS = 10 * 7
+DATING_MAX_DAYS = 44 * 7
+"""A GA from dates outside 10+0 to 44+0 weeks on the exam date is a typing or date error: below
+10 weeks there is no biometry to place on a chart, beyond 44 weeks there is no pregnancy."""
 # Final measurement values feed the biometry calculator under these names.
 CALCULATOR_NAMES = {"HC": "hc_mm", "BPD": "bpd_mm", "AC": "ac_mm", "FL": "fl_mm", "OFD": "ofd_mm"}
 
@@ -175,6 +183,39 @@ def latest_relabels(study: Study) -> dict[tuple[int, int], PlaneRelabel]:
     for row in study.plane_relabels.select_related("relabelled_by").order_by("version"):
         current[(row.instance_id, row.frame_number)] = row
     return current
+
+
+def current_dating(study: Study) -> GestationalDating | None:
+    """The exam's current (highest-version) GA from dates, or None when none was entered."""
+    return (
+        GestationalDating.objects.filter(study=study)
+        .select_related("entered_by")
+        .order_by("-version")
+        .first()
+    )
+
+
+def dating_ga_days(dating: GestationalDating | None) -> float | None:
+    """GA in days to place centiles at: the GA from dates, or None (no size centiles)."""
+    return None if dating is None else float(dating.ga_days)
+
+
+def dating_block(dating: GestationalDating | None) -> dict[str, Any] | None:
+    """The GA from dates as the page, the signed summary and the reports carry it (JSON-ready;
+    ``at`` in ISO 8601 with offset). None when none was entered. Pure apart from reading."""
+    if dating is None:
+        return None
+    return {
+        "basis": dating.basis,
+        "basis_display": dating.get_basis_display(),
+        "ga_days": dating.ga_days,
+        "ga_weeks_days": dating.ga_weeks_days,
+        "lmp": dating.lmp_date.isoformat() if dating.lmp_date else None,
+        "comment": dating.comment,
+        "by": dating.entered_by.get_username(),
+        "at": dating.entered_at.isoformat(),
+        "version": dating.version,
+    }
 
 
 def _instance_of(study: Study, sop_instance_uid: Any) -> Instance:
@@ -318,7 +359,9 @@ def preview_measurement(
     """Value (px, mm when calibrated) and the exam's GA/EFW/centiles if this geometry were saved.
 
     No side effects (the caller audits the read). For an existing finding the image, frame and
-    kind come from it; for a new measurement they are given.
+    kind come from it; for a new measurement they are given. Centiles are placed at ``ga_days``
+    when given (a GA typed on the page), else at the exam's stored GA from dates, else there are
+    none (a GA from these same measurements would be circular).
     """
     if finding_type in (FindingType.MEASUREMENT, FindingType.PHYSICIAN_MEASUREMENT):
         target = _measurement_target(study, finding_type, finding_id)
@@ -348,6 +391,8 @@ def preview_measurement(
             "value_mm": measured.value_mm,
         },
     )
+    if ga_days is None:
+        ga_days = dating_ga_days(current_dating(study))
     return {"kind": kind, **measured.as_dict(), "biometry": biometry(values, ga_days=ga_days)}
 
 
@@ -507,7 +552,9 @@ def decide_finding(
             FindingType.PHYSICIAN_MEASUREMENT,
         ):
             rows = final_measurements(locked)
-            decision.derived = biometry(chosen_values(rows))
+            decision.derived = biometry(
+                chosen_values(rows), ga_days=dating_ga_days(current_dating(locked))
+            )
             decision.save(update_fields=["derived"])
         _note_change(
             amendment,
@@ -686,6 +733,172 @@ def relabel_frame(
     return row
 
 
+def _dating_basis(value: Any) -> str:
+    if value not in DatingBasis.values:
+        choices = ", ".join(f"{v} ({label})" for v, label in DatingBasis.choices)
+        raise ReviewError(f"basis must be one of: {choices}", "basis")
+    return value
+
+
+def _ga_days_from_weeks(value: Any) -> int:
+    """Whole days from ``"20+3"`` / ``"20w3d"`` / ``"20"`` via inference.biometry.parse_ga_weeks."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ReviewError("ga_weeks must be weeks+days as text, e.g. 20+3", "ga_weeks")
+    text = str(value).strip()
+    try:
+        days = parse_ga_weeks(text)
+    except ValueError as exc:
+        raise ReviewError(str(exc), "ga_weeks") from None
+    if not math.isfinite(days) or days != int(days):
+        raise ReviewError(
+            f"ga_weeks: {text!r} is not a whole number of days; write weeks+days, e.g. 20+3",
+            "ga_weeks",
+        )
+    return int(days)
+
+
+def _lmp_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime) or not isinstance(value, str | dt.date):
+        raise ReviewError("lmp must be a date, YYYY-MM-DD", "lmp")
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ReviewError(f"lmp: {value!r} is not a date; write YYYY-MM-DD", "lmp") from None
+
+
+def _weeks_days(days: int) -> str:
+    return f"{days // 7}w{days % 7}d"
+
+
+def set_gestational_dating(
+    *,
+    study: Study,
+    basis: Any,
+    version: Any,
+    user: Any,
+    ga_weeks: Any = None,
+    lmp: Any = None,
+    comment: Any = None,
+    actor: Any = None,
+) -> GestationalDating:
+    """Record the exam's gestational age from dates (what size centiles are placed at).
+
+    Exactly one of ``ga_weeks`` (the GA on the exam date as weeks+days, ``"20+3"``) or ``lmp``
+    (first day of the last menstrual period, ``YYYY-MM-DD``; only with basis ``lmp``: GA = study
+    date − LMP, so the exam needs a study date and the LMP may not be after it). The GA must lie
+    within 10+0 to 44+0 weeks. Basis ``other`` needs a comment saying what the dating rests on.
+
+    Side effects, in one transaction under the exam's row lock: a new GestationalDating row with
+    version = ``version`` + 1 (``version`` is the one the caller saw, 0 = none yet); the exam moves
+    ready_for_review → in_review; an audit event (``actor``: the request, for IP and path;
+    defaults to ``user``); under an open amendment the change is listed on it. Raises StaleVersion
+    if someone changed the dating since, ExamLocked on a signed exam, ReviewError (naming the
+    field) on bad input — and then nothing is saved.
+    """
+    _check_reviewer(user)
+    basis = _dating_basis(basis)
+    seen = _version(version)
+    comment = _clean_text(comment, "comment", MAX_COMMENT)
+    given_weeks = ga_weeks not in (None, "")
+    given_lmp = lmp not in (None, "")
+    if given_weeks == given_lmp:
+        raise ReviewError(
+            "give either the GA on the exam date (ga_weeks, e.g. 20+3) or the LMP date "
+            f"(lmp, YYYY-MM-DD){', not both' if given_weeks else ''}",
+            "ga_weeks",
+        )
+    if given_lmp and basis != DatingBasis.LMP:
+        raise ReviewError(
+            "an LMP date dates the pregnancy by the last menstrual period: choose basis "
+            "lmp, or give the GA on the exam date (ga_weeks) for this basis",
+            "lmp",
+        )
+    if basis == DatingBasis.OTHER and not comment:
+        raise ReviewError(
+            "basis 'other' needs a comment saying what the dating rests on", "comment"
+        )
+    lmp_date = _lmp_date(lmp) if given_lmp else None
+    ga_days = _ga_days_from_weeks(ga_weeks) if given_weeks else None
+    with transaction.atomic():
+        locked, amendment = _lock_open_study(study)
+        if lmp_date is not None:
+            if locked.study_date is None:
+                raise ReviewError(
+                    "this exam has no study date, so an LMP gives no GA on it; enter the GA on "
+                    "the exam date (ga_weeks) instead",
+                    "lmp",
+                )
+            if lmp_date > locked.study_date:
+                raise ReviewError(
+                    f"lmp {lmp_date.isoformat()} is after the exam date "
+                    f"{locked.study_date.isoformat()}",
+                    "lmp",
+                )
+            ga_days = (locked.study_date - lmp_date).days
+        assert ga_days is not None
+        if not DATING_MIN_DAYS <= ga_days <= DATING_MAX_DAYS:
+            field = "lmp" if lmp_date is not None else "ga_weeks"
+            what = (
+                f"lmp {lmp_date.isoformat()} gives {_weeks_days(ga_days)} on the exam date"
+                if lmp_date is not None
+                else f"ga_weeks {str(ga_weeks).strip()!r} is {_weeks_days(ga_days)}"
+            )
+            raise ReviewError(
+                f"{what}; a GA from dates must be {_weeks_days(DATING_MIN_DAYS)} to "
+                f"{_weeks_days(DATING_MAX_DAYS)}",
+                field,
+            )
+        latest = (
+            GestationalDating.objects.filter(study=locked)
+            .select_related("entered_by")
+            .order_by("-version")
+            .first()
+        )
+        current = latest.version if latest else 0
+        if seen != current:
+            if latest is None:
+                raise StaleVersion(
+                    "no GA from dates has been entered for this exam yet; send version 0",
+                    "version",
+                )
+            raise _stale(latest.entered_by, latest.entered_at, "the GA from dates")
+        _start_review(locked)
+        row = GestationalDating.objects.create(
+            study=locked,
+            version=current + 1,
+            basis=basis,
+            lmp_date=lmp_date,
+            ga_days=ga_days,
+            comment=comment,
+            entered_by=user,
+            amendment=amendment,
+        )
+        _note_change(
+            amendment,
+            {
+                "what": "GA from dates",
+                "basis": basis,
+                "ga_days": ga_days,
+                "lmp": lmp_date.isoformat() if lmp_date else None,
+                "version": row.version,
+                "by": user.get_username(),
+                "at": row.entered_at.isoformat(),
+            },
+        )
+        lmp_text = f" (LMP {lmp_date.isoformat()})" if lmp_date else ""
+        _audit(
+            actor or user,
+            AuditEvent.Action.UPDATE,
+            locked,
+            "GA from dates",
+            f"{row.ga_weeks_days}{lmp_text} by {row.get_basis_display()} v{row.version}",
+        )
+    study.refresh_from_db(fields=["status", "status_changed_at"])
+    return row
+
+
 # --------------------------------------------------------------------------------------------
 # Sign-off and amendment
 # --------------------------------------------------------------------------------------------
@@ -693,7 +906,8 @@ def relabel_frame(
 
 def exam_summary(study: Study) -> dict[str, Any]:
     """What a signature covers: patient, exam, every finding with its decision, the physician's
-    own measurements and labels, and the biometry from the final values. No side effects."""
+    own measurements and labels, the GA from dates, and the biometry from the final values
+    (centiles at the GA from dates). No side effects."""
     decisions = latest_decisions(study)
     patient = study.patient
     findings = []
@@ -715,6 +929,7 @@ def exam_summary(study: Study) -> dict[str, Any]:
         )
     rows = final_measurements(study)
     values = chosen_values(rows)
+    dating = current_dating(study)
     relabels = [
         {
             "sop": r.instance.sop_instance_uid,
@@ -760,7 +975,9 @@ def exam_summary(study: Study) -> dict[str, Any]:
             for r in rows
         ],
         "final_values_mm": shown_mm(values),
-        "biometry": biometry(values),
+        "gestational_dating": dating_block(dating),
+        # Centiles at the GA from dates; without one there are none (no circular centiles).
+        "biometry": biometry(values, ga_days=dating_ga_days(dating)),
         "relabels": relabels,
         "amendments": amendments,
         "undecided_measurements": len(undecided),
@@ -809,9 +1026,14 @@ def sign_exam(
                 .order_by("-decided_at")
                 .first()
             )
+            changes = [(last.decided_at, last.decided_by)] if last else []
+            dating = current_dating(locked)
+            if dating is not None:
+                changes.append((dating.entered_at, dating.entered_by))
+            at, by = max(changes, key=lambda c: c[0]) if changes else (None, None)
             who = (
-                f" (last change by {last.decided_by.get_username()} at {timezone.localtime(last.decided_at):%Y-%m-%d %H:%M:%S %Z})"
-                if last
+                f" (last change by {by.get_username()} at {timezone.localtime(at):%Y-%m-%d %H:%M:%S %Z})"
+                if by is not None
                 else ""
             )
             raise Conflict(

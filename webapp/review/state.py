@@ -2,8 +2,9 @@
 
 Per protocol view a plane card (best frame, flag, confidence, decision); per measurement the AI's
 value beside the physician's, the value that counts, the geometry the viewer draws and edits;
-quality criteria; segmentation contours; GA/EFW/centiles recomputed from the final values; the
-sign-offs, amendments and the exam's audit history.
+quality criteria; segmentation contours; the GA from dates and the GA/EFW/centiles recomputed from
+the final values (centiles at the GA from dates); the sign-offs, amendments and the exam's audit
+history.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from webapp.exams.models import AuditEvent, ExamStatus, Instance, Study
 from webapp.review import findings as ai
 from webapp.review import services
 from webapp.review.geometry import calibration_for
-from webapp.review.models import FindingDecision, FindingType
+from webapp.review.models import DatingBasis, FindingDecision, FindingType
 from webapp.review.worklist import Row, annotate_rows
 
 HISTORY_LIMIT = 300
@@ -254,6 +255,10 @@ def exam_state(study: Study, user: Any) -> dict[str, Any]:
     ]
     rows = services.final_measurements(study)
     values = services.chosen_values(rows)
+    dating = services.current_dating(study)
+    gestational_dating = services.dating_block(dating)
+    if gestational_dating is not None:
+        gestational_dating["at"] = _when(dating.entered_at)
     signoffs = [
         {
             "sequence": s.sequence,
@@ -331,7 +336,9 @@ def exam_state(study: Study, user: Any) -> dict[str, Any]:
         "relabels": relabels,
         "views": [{"key": v.key, "display": v.display_name} for v in taxonomy.VIEWS],
         "final_values_mm": services.shown_mm(values),
-        "biometry": services.biometry(values),
+        "gestational_dating": gestational_dating,
+        "dating_bases": [{"key": k, "display": v} for k, v in DatingBasis.choices],
+        "biometry": services.biometry(values, ga_days=services.dating_ga_days(dating)),
         "ai_derived": ai.derived_findings(study),
         "undecided_measurements": sum(
             1 for r in rows if r["source"] == "ai" and r["state"] == "pending"

@@ -17,6 +17,7 @@ urlpatterns = [
     path("exams/<int:pk>/decisions", views.decide, name="decide"),
     path("exams/<int:pk>/measurements", views.measure, name="measure"),
     path("exams/<int:pk>/relabel", views.relabel, name="relabel"),
+    path("exams/<int:pk>/dating", views.dating, name="dating"),
     path("exams/<int:pk>/summary", views.summary, name="summary"),
     path("exams/<int:pk>/sign", views.sign, name="sign"),
     path("exams/<int:pk>/amend", views.amend, name="amend"),

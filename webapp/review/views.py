@@ -196,6 +196,7 @@ def exam_page(request: HttpRequest, pk: int) -> HttpResponse:
                 "decide": reverse("review:decide", args=[pk]),
                 "measure": reverse("review:measure", args=[pk]),
                 "relabel": reverse("review:relabel", args=[pk]),
+                "dating": reverse("review:dating", args=[pk]),
                 "preview": reverse("review:preview", args=[pk]),
                 "summary": reverse("review:summary", args=[pk]),
                 "sign": reverse("review:sign", args=[pk]),
@@ -332,6 +333,30 @@ def relabel(request: HttpRequest, study: Study) -> HttpResponse:
         actor=request,
     )
     return JsonResponse({"ok": True, "version": r.version, "label": r.new_label})
+
+
+@api(*REVIEW_ROLES, method="POST")
+def dating(request: HttpRequest, study: Study) -> HttpResponse:
+    data = _body(request)
+    d = services.set_gestational_dating(
+        study=study,
+        basis=data.get("basis"),
+        version=data.get("version"),
+        ga_weeks=data.get("ga_weeks"),
+        lmp=data.get("lmp"),
+        comment=data.get("comment"),
+        user=request.user,
+        actor=request,
+    )
+    return JsonResponse(
+        {
+            "ok": True,
+            "version": d.version,
+            "ga_days": d.ga_days,
+            "ga_weeks_days": d.ga_weeks_days,
+            "exam_status": study.status,
+        }
+    )
 
 
 @api(*REVIEW_ROLES)
