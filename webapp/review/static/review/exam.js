@@ -170,6 +170,7 @@ function render() {
   });
   qbody.replaceChildren(...planeRows, ...qRows);
 
+  renderDating();
   renderBiometry(S.biometry, S.final_values_mm);
 
   // amendments
@@ -179,6 +180,58 @@ function render() {
   // history
   $('#history tbody').replaceChildren(...S.history.map((e) => h('tr', {}, h('td', {}, e.at), h('td', {}, e.user), h('td', {}, `${e.action}: ${e.detail}`), h('td', {}, e.ip))));
   select(selected, { jump: false });
+}
+
+// GA from dates: the stored value (what the centiles are placed at) and its form.
+const datingText = (d) => (d ? `${d.ga_weeks_days}${d.lmp ? ` (LMP ${d.lmp})` : ''}` : '');
+let datingPrefilled = null; // the version the form was last filled from (never overwrite typing)
+function renderDating() {
+  const d = S.gestational_dating;
+  const box = $('#dating-current');
+  box.className = d ? 'dating-current' : 'dating-current missing';
+  box.replaceChildren(...(d
+    ? [h('strong', {}, `GA from dates: ${datingText(d)}`), ` · ${d.basis_display}`,
+      d.comment ? ` · “${d.comment}”` : null, h('br'),
+      h('small', { class: 'muted' }, `set by ${d.by} at ${d.at} (v${d.version}) · centiles below are at this GA`)]
+    : ['No GA from dates: size centiles need one (a GA from these same measurements would be circular).']
+  ).filter((x) => x !== null)); // replaceChildren() would print a null child as "null"
+  const form = $('#dating-form');
+  if (!form || datingPrefilled === (d ? d.version : 0)) return;
+  datingPrefilled = d ? d.version : 0;
+  if (d) {
+    $('#dating-basis').value = d.basis;
+    $('#dating-lmp').value = d.lmp || '';
+    $('#dating-ga').value = d.lmp ? '' : `${Math.floor(d.ga_days / 7)}+${d.ga_days % 7}`;
+    $('#dating-comment').value = d.comment || '';
+  }
+  showLmpField();
+}
+function showLmpField() {
+  // An LMP date only dates by the last menstrual period; other bases take the GA itself.
+  const lmp = $('#dating-basis').value === 'lmp';
+  $('#dating-lmp-field').hidden = !lmp;
+  if (!lmp) $('#dating-lmp').value = '';
+}
+async function saveDating(e) {
+  e.preventDefault();
+  $('#dating-error').textContent = '';
+  const ga = $('#dating-ga').value.trim();
+  const lmp = $('#dating-lmp').value;
+  try {
+    const res = await call('POST', API.dating, {
+      basis: $('#dating-basis').value,
+      ga_weeks: ga || undefined,
+      lmp: lmp || undefined,
+      comment: $('#dating-comment').value,
+      version: S.gestational_dating ? S.gestational_dating.version : 0,
+    });
+    notice(`GA from dates saved: ${res.ga_weeks_days} ✓`, true);
+    await reload();
+  } catch (err) {
+    $('#dating-error').textContent = err.message;
+    const input = { ga_weeks: '#dating-ga', lmp: '#dating-lmp', basis: '#dating-basis', comment: '#dating-comment' }[err.field];
+    if (input) $(input).focus();
+  }
 }
 
 function renderBiometry(b, values) {
@@ -271,8 +324,8 @@ function schedulePreview(id, body, done) {
   clearTimeout(previewTimers.get(id));
   previewTimers.set(id, setTimeout(async () => {
     try {
-      const ga = $('#ga-weeks').value.trim();
-      const res = await call('POST', API.preview, { ...body, ga_weeks: ga || undefined });
+      // centiles at the exam's stored GA from dates (the server reads it)
+      const res = await call('POST', API.preview, body);
       done(res);
     } catch (err) {
       notice(err.message);
@@ -431,6 +484,8 @@ async function openSign() {
     const vals = Object.entries(s.final_values_mm).map(([k, v]) => `${k} ${fmt(v)} mm`).join(', ') || 'none in mm';
     const ga = (s.biometry.gestational_age || []).map((g) => `${g.formula.name}: ${g.ga_weeks_days}`).join('; ');
     const efw = (s.biometry.estimated_fetal_weight || []).map((g) => `${g.formula.name}: ${fmt(g.efw_g, 0)} g`).join('; ');
+    const dating = s.gestational_dating;
+    const centiles = (s.biometry.centiles || []).map((c) => `${c.measurement.split('_')[0].toUpperCase()} ${fmt(c.centile, 1)}th`).join(', ');
     $('#sign-summary').replaceChildren(
       h('p', {}, `${s.patient.name || '(no name)'} · ${s.patient.patient_id || 'no ID'} · accession ${s.accession_number || '–'}`),
       h('ul', {},
@@ -438,6 +493,8 @@ async function openSign() {
         h('li', {}, `Final measurements: ${vals}`),
         ga ? h('li', {}, `GA: ${ga}`) : null,
         efw ? h('li', {}, `EFW: ${efw}`) : null,
+        h('li', { 'data-sign': 'dating' }, dating ? `GA from dates: ${datingText(dating)} · ${dating.basis_display}, set by ${dating.by}` : 'GA from dates: not entered — no size centiles'),
+        centiles ? h('li', { 'data-sign': 'centiles' }, `Centiles (INTERGROWTH-21st, at the GA from dates): ${centiles}`) : null,
         s.relabels.length ? h('li', {}, `${s.relabels.length} frame(s) relabelled`) : null,
         s.amendments.length ? h('li', {}, `Amendment: “${s.amendments[s.amendments.length - 1].reason}”`) : null),
       // replaceChildren() would print a null child as the text "null": filter it out
@@ -521,7 +578,11 @@ $('#amend-form')?.addEventListener('submit', submitAmend);
 $('#relabel-form')?.addEventListener('submit', relabel);
 $('#add-start')?.addEventListener('click', startAdd);
 $('#add-measurement')?.addEventListener('submit', saveAdd);
-$('#ga-weeks')?.addEventListener('change', () => notice('GA from dates is used for centiles while you drag a measurement.', true));
+$('#dating-form')?.addEventListener('submit', saveDating);
+$('#dating-basis')?.addEventListener('change', showLmpField);
+// One of the two: typing a GA clears the LMP and choosing an LMP clears the GA.
+$('#dating-ga')?.addEventListener('input', () => { if ($('#dating-ga').value) $('#dating-lmp').value = ''; });
+$('#dating-lmp')?.addEventListener('input', () => { if ($('#dating-lmp').value) $('#dating-ga').value = ''; });
 
 // The reports app's panel (PDF, DICOM SR/SEG and their PACS write-back), once the exam is signed.
 async function loadReports() {
