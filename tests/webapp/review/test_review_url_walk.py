@@ -87,6 +87,7 @@ REVIEW_POST = {
         "review:decide",
         "review:measure",
         "review:relabel",
+        "review:dating",
         "review:sign",
         "review:amend",
     )
