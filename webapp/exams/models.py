@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from webapp.core.secrets import SealedTextField
+
 
 class InvalidTransition(Exception):
     """An exam status change that the status machine does not allow."""
@@ -66,8 +68,9 @@ class PacsNode(models.Model):
     )
     auth_type = models.CharField(max_length=10, choices=Auth.choices, default=Auth.NONE)
     username = models.CharField(max_length=150, blank=True)
-    password = models.CharField(max_length=300, blank=True)
-    bearer_token = models.CharField(max_length=2000, blank=True)
+    # Encrypted at rest (webapp.core.secrets): a database dump does not give the PACS away.
+    password = SealedTextField(blank=True)
+    bearer_token = SealedTextField(blank=True)
     ae_title = models.CharField(max_length=16, blank=True, help_text="The PACS's DICOM AE title")
     timeout_seconds = models.PositiveIntegerField(default=60)
     is_active = models.BooleanField(default=True)

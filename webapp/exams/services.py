@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
 from django.http import HttpRequest
 
+from webapp.core.secrets import SecretUnreadable, UnreadableSecret
 from webapp.exams import dicomio
 from webapp.exams.dicomio import DicomProblem
 from webapp.exams.models import (
@@ -832,15 +833,24 @@ def dicomweb_client_for(node: PacsNode) -> Any:
 
     session = requests.Session()
     if node.auth_type == PacsNode.Auth.BASIC:
-        session.auth = (node.username, node.password)
+        session.auth = (node.username, _opened(node.password, f"password of PACS {node.name}"))
     elif node.auth_type == PacsNode.Auth.BEARER:
-        session.headers["Authorization"] = f"Bearer {node.bearer_token}"
+        token = _opened(node.bearer_token, f"bearer token of PACS {node.name}")
+        session.headers["Authorization"] = f"Bearer {token}"
     # Every request gets the node's timeout; a refused or failing PACS is reported at once
     # (no retries with back-off while a user waits on the page).
     session.request = functools.partial(session.request, timeout=node.timeout_seconds)  # type: ignore[method-assign]
     client = DICOMwebClient(url=node.dicomweb_url.rstrip("/"), session=session)
     client.set_http_retry_params(retry=False)
     return client
+
+
+def _opened(secret: str, what: str) -> str:
+    """A stored secret ready to send, or SecretUnreadable saying what to do (never an empty
+    password sent as if it were the real one)."""
+    if isinstance(secret, UnreadableSecret):
+        raise SecretUnreadable(secret.reason(what))
+    return secret
 
 
 def ensure_configured_pacs_node() -> PacsNode | None:

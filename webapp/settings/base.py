@@ -37,6 +37,9 @@ if SECRET_KEY is None:
     if PRODUCTION:
         raise ConfigurationError(f"SECRET_KEY is not set: it is required {_PRODUCTION_HINT}")
     SECRET_KEY = "demo-only-insecure-key-do-not-use-in-production"
+# Old keys after a rotation: sessions signed with them stay valid and PACS secrets sealed with
+# them (webapp/core/secrets.py) still open.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS", [])
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", [] if PRODUCTION else ["127.0.0.1", "localhost"])
 if not ALLOWED_HOSTS:
