@@ -4,7 +4,8 @@ as they stood when the exam was signed, and turns them into ``inference.reportin
 Decisions and physician measurements are append-only, so "as signed" is everything recorded up to
 the sign-off's time (an amendment opened later adds rows after it). The numbers that fed the
 formulas are the sign-off's own snapshot (``summary["final_values_mm"]``), so the report says what
-the physician signed even if something is added later.
+the physician signed even if something is added later; so is the GA from dates the centiles are
+placed at (``summary["gestational_dating"]``).
 """
 
 from __future__ import annotations
@@ -181,7 +182,21 @@ def collect(signoff: SignOff) -> Collected:
             taken.add(m.kind)
         marked.append(replace(m, selected=selected))
     marked.sort(key=lambda m: (KINDS.index(m.kind), not m.selected))
-    derived, notes = derive({k: v for k, v in final.items() if k in KINDS})
+    # Centiles at the GA from dates the physician signed (none in summaries signed before it
+    # was captured: derive then uses the ultrasound GA and says the centiles are circular).
+    dating = signoff.summary.get("gestational_dating")
+    derived, notes = derive(
+        {k: v for k, v in final.items() if k in KINDS},
+        ga_days_by_dates=float(dating["ga_days"]) if dating else None,
+    )
+    if dating:
+        lmp = f", LMP {dating['lmp']}" if dating.get("lmp") else ""
+        notes = (
+            f"Gestational age from dates: {dating['ga_weeks_days']} on the exam date "
+            f"({dating['basis_display']}{lmp}; entered by {dating['by']}); centiles are placed "
+            "at it.",
+            *notes,
+        )
 
     segments: list[Segment] = []
     seg_decisions = {k[1]: v for k, v in decisions.items() if k[0] == FindingType.SEGMENTATION}
