@@ -10,6 +10,7 @@ from inference._cli import dispatch
 COMMANDS: dict[str, str] = {
     "hc18": "inference.head.evaluate:main",
     "planes": "inference.planes.evaluate:main",
+    "structures": "inference.structures.evaluate:main",
 }
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ Steps, one function each, so the web application can run them in separate tasks:
 4. :func:`measure_head_frame` — skull segmentation, ellipse and HC / BPD / OFD / CI on a chosen
    frame. Lengths in mm only from a calibration that holds *all* points of the measurement
    (the caller's ``calibrate`` callback decides; None → px only, never a guessed mm value).
+   :func:`measure_structure_views` — the structure U-Net (phantom-trained, **not validated on real
+   images**) on the abdomen and femur views' chosen frames (AC / APAD / TAD, FL, with the same
+   calibration rule) and on the head view's frame (thalami, cavum septi pellucidi, cerebellum).
 5. :func:`assess_quality` — Salomon 2006 criteria the available evidence can judge; the rest are
    ``not_assessable`` (never guessed).
 6. :func:`derive_biometry` — GA / EFW (and centiles when a GA from dates is given) with the formula
@@ -22,9 +25,9 @@ Steps, one function each, so the web application can run them in separate tasks:
 :func:`analyse_frames` runs all steps on one cine in-process (benchmarks, demos, tests).
 
 Coordinates are pixels of the original frame, x = column, y = row; frame numbers are the caller's
-(the web application uses DICOM's 1-based frame numbers). Abdomen (AC) and femur (FL)
-segmentation models are not trained yet: those views get a best frame and quality criteria but no
-measurement, and :attr:`Models.unavailable` says so.
+(the web application uses DICOM's 1-based frame numbers). Without the structure weights the
+abdomen and femur views get a best frame and quality criteria but no measurement, and
+:attr:`Models.unavailable` says so.
 """
 
 from __future__ import annotations
@@ -49,9 +52,13 @@ from inference.planes import taxonomy
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_PLANES_WEIGHTS = WEIGHTS_DIR / "planes_classifier.pt"
 DEFAULT_HEAD_WEIGHTS = WEIGHTS_DIR / "head_unet.pt"
+DEFAULT_STRUCTURES_WEIGHTS = WEIGHTS_DIR / "structures_unet.pt"
 
 PLANES_MODEL = "planes-classifier"
 HEAD_MODEL = "head-unet"
+STRUCTURES_MODEL = "structures-unet"
+#: Said with every measurement and criterion from the structure model.
+NOT_VALIDATED = "not validated on real images"
 
 OPTIMAL = "optimal"
 SUB_OPTIMAL = "sub_optimal"
@@ -230,22 +237,49 @@ class HeadSegmenter:
         )
 
 
+class StructureSegmenter:
+    """The structure U-Net (:class:`inference.structures.predict.StructurePredictor`) with its
+    identity: abdomen, stomach, umbilical vein, kidneys, spine, ribs, femur, thalami, cavum septi
+    pellucidi, cerebellum. Trained on the phantom only: not validated on real images."""
+
+    def __init__(self, weights: Path, *, device: str = "cpu", snapshot_dir: Path | None = None):
+        from inference.structures.predict import StructurePredictor
+
+        snapshot, digest = snapshot_weights(weights, snapshot_dir)
+        self.predictor = StructurePredictor(snapshot, device=device)
+        self.predictor.model = optimise_for_inference(
+            self.predictor.model, (1, 1, *self.predictor.net_shape), device
+        )
+        card, card_path = _model_card(Path(weights))
+        self.info = ModelInfo(
+            STRUCTURES_MODEL,
+            self.predictor.version,
+            digest,
+            str(weights),
+            f"abdomen, femur and brain structure segmentation (phantom-trained; {NOT_VALIDATED})",
+            card,
+            card_path,
+        )
+
+
 @dataclass
 class Models:
     """The models of one worker process; ``unavailable`` names each missing one and why."""
 
     planes: PlaneClassifier | None = None
     head: HeadSegmenter | None = None
+    structures: StructureSegmenter | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
 
     def infos(self) -> list[ModelInfo]:
-        return [m.info for m in (self.planes, self.head) if m is not None]
+        return [m.info for m in (self.planes, self.head, self.structures) if m is not None]
 
 
 def load_models(
     *,
     planes_weights: Path | str | None = DEFAULT_PLANES_WEIGHTS,
     head_weights: Path | str | None = DEFAULT_HEAD_WEIGHTS,
+    structures_weights: Path | str | None = DEFAULT_STRUCTURES_WEIGHTS,
     device: str = "cpu",
     snapshot_dir: Path | None = None,
 ) -> Models:
@@ -265,12 +299,21 @@ def load_models(
             )
         except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
             models.unavailable[HEAD_MODEL] = f"head model not loaded: {exc}"
-    models.unavailable["abdomen-segmentation"] = (
-        "no abdomen segmentation model is trained yet: AC, APAD and TAD are not measured"
-    )
-    models.unavailable["femur-segmentation"] = (
-        "no femur segmentation model is trained yet: FL is not measured"
-    )
+    problem = "no structure weights given"
+    if structures_weights is not None:
+        try:
+            models.structures = StructureSegmenter(
+                Path(structures_weights), device=device, snapshot_dir=snapshot_dir
+            )
+        except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
+            problem = f"structure model not loaded: {exc}"
+    if models.structures is None:
+        models.unavailable["abdomen-segmentation"] = f"{problem}: AC, APAD and TAD are not measured"
+        models.unavailable["femur-segmentation"] = f"{problem}: FL is not measured"
+        models.unavailable["structure-detection"] = (
+            f"{problem}: thalami, cavum septi pellucidi, cerebellum, stomach, umbilical vein and "
+            "kidney criteria are not assessable"
+        )
     return models
 
 
@@ -591,7 +634,10 @@ class FrameMeasurements:
     measurements: list[Measurement] = field(default_factory=list)
     segmentations: list[Segmentation] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
-    ellipse: Any = None  # inference.geometry.Ellipse of the outer skull (px)
+    ellipse: Any = None  # inference.geometry.Ellipse of the outer skull / skin line (px)
+    structures: Any = None  # inference.structures.predict.StructurePrediction of the frame
+    abdomen: Any = None  # inference.abdomen.AbdomenMeasurement
+    femur: Any = None  # inference.femur.FemurMeasurement
 
 
 def _length_mm(p0: Sequence[float], p1: Sequence[float], cal: PixelCalibration) -> float:
@@ -731,6 +777,247 @@ def measure_head_frame(
     return FrameMeasurements(True, "", conf, out, segs, evidence, e)
 
 
+AC_METHOD = (
+    "perimeter of the ellipse fitted to the phantom-trained abdomen segmentation (skin line); "
+    + NOT_VALIDATED
+)
+FL_METHOD = (
+    "ends of the phantom-trained femoral diaphysis segmentation (epiphysis excluded); "
+    + NOT_VALIDATED
+)
+
+
+def _line_measurement(
+    kind: str,
+    ends: Sequence[Sequence[float]],
+    calibrate: Calibrate | None,
+    *,
+    convention: str,
+    method: str,
+    confidence: float | None,
+    model: ModelInfo | None,
+) -> Measurement:
+    """A caliper line (px), with mm only when ``calibrate`` covers both ends."""
+    cal = calibrate(np.array(ends, np.float64)) if calibrate else None
+    m = Measurement(
+        kind,
+        {"type": "line", "points": _points_px(ends)},
+        round(math.dist(ends[0], ends[1]), 4),
+        calibration=cal,
+        convention=convention,
+        method=method,
+        confidence=confidence,
+        model=model,
+    )
+    if cal is not None:
+        m.value_mm = round(_length_mm(ends[0], ends[1], cal), 3)
+        m.geometry_mm = {"type": "line", "points": _points_mm(ends, cal)}
+    return m
+
+
+def abdomen_measurements(
+    am: Any,
+    calibrate: Calibrate | None,
+    *,
+    confidence: float | None = None,
+    model: ModelInfo | None = None,
+) -> list[Measurement]:
+    """AC (ellipse perimeter; mm when the calibration covers 72 outline points) and APAD / TAD
+    (chords through the centre along / across the centre-to-spine axis; mm when both ends are
+    covered) from an :class:`inference.abdomen.AbdomenMeasurement` ``am`` (px). APAD and TAD
+    need a located spine; without it they are left out."""
+    e = am.ellipse
+    outline = e.points(72)
+    cal = calibrate(outline) if calibrate else None
+    ac = Measurement(
+        "AC",
+        {"type": "ellipse", **{k: round(v, 4) for k, v in e.to_dict().items()}},
+        round(float(am.ac_px), 4),
+        calibration=cal,
+        convention="outer skin line",
+        method=AC_METHOD,
+        confidence=confidence,
+        model=model,
+    )
+    if cal is not None:
+        ac.value_mm = round(_ellipse_perimeter_mm(e, cal), 3)
+        if cal.isotropic:
+            sc = cal.mm_per_px_x
+            ac.geometry_mm = {
+                "type": "ellipse",
+                **{k: round(getattr(e, k) * sc, 3) for k in ("cx", "cy", "a", "b")},
+                "angle": round(e.angle, 4),
+            }
+        else:
+            ac.geometry_mm = {"type": "polygon", "points": _points_mm(outline, cal)}
+    out = [ac]
+    for kind, ends, convention in (
+        ("APAD", am.apad_points, "outer-to-outer skin line, antero-posterior (centre to spine)"),
+        ("TAD", am.tad_points, "outer-to-outer skin line, transverse (perpendicular to APAD)"),
+    ):
+        if ends is None:
+            continue
+        out.append(
+            _line_measurement(
+                kind,
+                ends,
+                calibrate,
+                convention=convention,
+                method=f"chord of the AC ellipse; phantom-trained, {NOT_VALIDATED}",
+                confidence=confidence,
+                model=model,
+            )
+        )
+    return out
+
+
+def femur_measurements(
+    fm: Any,
+    calibrate: Calibrate | None,
+    *,
+    confidence: float | None = None,
+    model: ModelInfo | None = None,
+) -> list[Measurement]:
+    """FL from an :class:`inference.femur.FemurMeasurement` ``fm``: the line between the
+    diaphysis ends (px; mm when the calibration covers both ends)."""
+    return [
+        _line_measurement(
+            "FL",
+            fm.end_points,
+            calibrate,
+            convention="ends of the ossified diaphysis",
+            method=FL_METHOD,
+            confidence=confidence,
+            model=model,
+        )
+    ]
+
+
+def _structure_segmentations(
+    pred: Any, names: Sequence[str], model: ModelInfo | None
+) -> list[Segmentation]:
+    return [Segmentation(name, m, model) for name in names if (m := pred.mask(name)) is not None]
+
+
+def measure_abdomen_frame(
+    structures: StructureSegmenter,
+    frame: NDArray,
+    calibrate: Calibrate | None = None,
+    *,
+    fov: NDArray | None = None,
+) -> FrameMeasurements:
+    """Abdomen, stomach, umbilical vein, kidneys, spine and ribs on one frame; AC / APAD / TAD from
+    the abdomen's skin-line ellipse (the spine gives the antero-posterior axis).
+
+    ``fov``: the ultrasound field of view (estimated from the frame when None), so that an outline
+    cut by the sector edge is not taken for skin. Confidence = mean network probability inside
+    the abdomen × the Dice overlap of mask and fitted ellipse.
+    """
+    from inference.quality.fov import estimate_field_of_view
+    from inference.structures.evidence import abdomen_measurement
+
+    pred = structures.predictor.predict(frame)
+    info = structures.info
+    segs = _structure_segmentations(
+        pred, ("abdomen", "stomach", "umbilical_vein", "kidneys", "spine", "ribs"), info
+    )
+    evidence: dict[str, Any] = {
+        "detection_probabilities": dict(pred.probability),
+        "validation": NOT_VALIDATED,
+    }
+    if fov is None:
+        try:
+            fov = estimate_field_of_view(frame)
+        except ValueError:
+            fov = None
+    try:
+        am = abdomen_measurement(pred, fov=fov)
+    except ValueError as exc:
+        return FrameMeasurements(False, str(exc), 0.0, [], segs, evidence, structures=pred)
+    conf = round(float(pred.mean_probability["abdomen"]) * float(am.dice), 4)
+    evidence["fit"] = am.to_dict()["fit"]
+    evidence["spine_located"] = am.apad_px is not None
+    out = abdomen_measurements(am, calibrate, confidence=conf, model=info)
+    return FrameMeasurements(
+        True, "", conf, out, segs, evidence, am.ellipse, structures=pred, abdomen=am
+    )
+
+
+def measure_femur_frame(
+    structures: StructureSegmenter, frame: NDArray, calibrate: Calibrate | None = None
+) -> FrameMeasurements:
+    """Femoral diaphysis on one frame and FL between its ends (epiphysis excluded, see
+    :mod:`inference.femur`). Confidence = mean network probability inside the diaphysis."""
+    from inference.structures.evidence import femur_measurement
+
+    pred = structures.predictor.predict(frame)
+    info = structures.info
+    segs = _structure_segmentations(pred, ("femur",), info)
+    evidence: dict[str, Any] = {
+        "detection_probabilities": {"femur": pred.probability["femur"]},
+        "validation": NOT_VALIDATED,
+    }
+    try:
+        fm = femur_measurement(pred)
+    except ValueError as exc:
+        return FrameMeasurements(False, str(exc), 0.0, [], segs, evidence, structures=pred)
+    conf = round(float(pred.mean_probability["femur"]), 4)
+    evidence["femur"] = {
+        k: v for k, v in fm.to_dict().items() if k in {"angle_deg", "shaft_width_px", "elongation"}
+    }
+    out = femur_measurements(fm, calibrate, confidence=conf, model=info)
+    return FrameMeasurements(True, "", conf, out, segs, evidence, structures=pred, femur=fm)
+
+
+def detect_head_structures(structures: StructureSegmenter, frame: NDArray) -> FrameMeasurements:
+    """Thalami, cavum septi pellucidi and cerebellum on the head view's frame (no measurement:
+    evidence for the head's quality criteria)."""
+    pred = structures.predictor.predict(frame)
+    names = ("thalami", "cavum_septi_pellucidi", "cerebellum")
+    segs = _structure_segmentations(pred, names, structures.info)
+    evidence = {
+        "detection_probabilities": {k: pred.probability[k] for k in names},
+        "validation": NOT_VALIDATED,
+    }
+    return FrameMeasurements(True, "", 0.0, [], segs, evidence, structures=pred)
+
+
+#: Views the structure model works on, and what it does there.
+STRUCTURE_VIEWS = ("abdomen_ac", "femur_fl", "head_trans_thalamic")
+
+
+def measure_structure_views(
+    structures: StructureSegmenter,
+    best: Mapping[str, BestFrameChoice],
+    frame_of: Callable[[Any, int], NDArray],
+    calibrate_for: Callable[[Any, int], Calibrate | None],
+) -> dict[str, FrameMeasurements]:
+    """The structure model on each chosen frame of :data:`STRUCTURE_VIEWS`: AC / APAD / TAD on
+    the abdomen view, FL on the femur view, brain structures on the head view. A frame the model
+    raises on gives ``found=False`` with the reason (the exam goes on)."""
+    out: dict[str, FrameMeasurements] = {}
+    for view in STRUCTURE_VIEWS:
+        choice = best.get(view)
+        if choice is None or choice.frame is None:
+            continue
+        try:
+            frame = frame_of(choice.source, choice.frame)
+            if view == "abdomen_ac":
+                fm = measure_abdomen_frame(
+                    structures, frame, calibrate_for(choice.source, choice.frame)
+                )
+            elif view == "femur_fl":
+                fm = measure_femur_frame(
+                    structures, frame, calibrate_for(choice.source, choice.frame)
+                )
+            else:
+                fm = detect_head_structures(structures, frame)
+        except Exception as exc:  # one frame the model raises on must not fail the exam
+            fm = FrameMeasurements(False, f"structure model failed: {type(exc).__name__}: {exc}")
+        out[view] = fm
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Step 5: quality criteria
 # --------------------------------------------------------------------------------------------
@@ -748,18 +1035,23 @@ def assess_quality(
     frame: NDArray | None,
     *,
     head: FrameMeasurements | None = None,
+    structures: FrameMeasurements | None = None,
     fov: NDArray | None = None,
 ) -> Any:
     """Salomon 2006 criteria on a view's chosen frame (a ``PlaneQuality``), or None for views
     without a rubric.
 
-    Evidence: the frame (field of view estimated from it unless ``fov`` is given) and, for the
-    head, the filled skull mask and the fitted ellipse. Criteria needing a detector the project
-    does not have yet (thalami, stomach, …) come out ``not_assessable`` with the reason.
+    Evidence: the frame (field of view estimated from it unless ``fov`` is given); for the head,
+    the filled skull mask and the fitted ellipse (``head``) and the structure model's thalami /
+    cavum septi pellucidi / cerebellum (``structures``, from :func:`detect_head_structures`); for
+    the abdomen and the femur, the structure model's result on the frame (``structures``, from
+    :func:`measure_abdomen_frame` / :func:`measure_femur_frame`). Criteria whose evidence is
+    missing come out ``not_assessable`` with the reason.
     """
-    from inference.quality.assess import PlaneEvidence, assess_plane
+    from inference.quality.assess import assess_plane
     from inference.quality.results import CriterionResult, Verdict, score_plane
     from inference.quality.rubric import rubric_for
+    from inference.structures.evidence import plane_evidence
 
     plane = rubric_plane(view_key)
     if plane is None:
@@ -775,12 +1067,23 @@ def assess_quality(
                 for c in rubric.criteria
             ],
         )
-    evidence: dict[str, Any] = {"image": frame, "fov": fov}
+    head_mask = head_ellipse = None
     if plane == "head" and head is not None and head.found and head.ellipse is not None:
         skull = next((s for s in head.segmentations if s.structure == "skull"), None)
-        evidence["ellipse"] = head.ellipse
-        evidence["structure_mask"] = fill_holes(skull.mask) if skull is not None else None
-    return assess_plane(plane, PlaneEvidence(**evidence))
+        head_ellipse = head.ellipse
+        head_mask = fill_holes(skull.mask) if skull is not None else None
+    pred = structures.structures if structures is not None else None
+    evidence = plane_evidence(
+        plane,
+        pred,
+        image=frame,
+        fov=fov,
+        head_mask=head_mask,
+        head_ellipse=head_ellipse,
+        abdomen=structures.abdomen if structures is not None else None,
+        femur=structures.femur if structures is not None else None,
+    )
+    return assess_plane(plane, evidence)
 
 
 def fill_holes(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -899,10 +1202,15 @@ class PipelineResult:
     not_computed: list[dict[str, str]]
     models: list[ModelInfo]
     unavailable: dict[str, str]
+    structures: dict[str, FrameMeasurements] = field(default_factory=dict)
 
     @property
     def measurements(self) -> list[Measurement]:
-        return list(self.head.measurements) if self.head is not None else []
+        out = list(self.head.measurements) if self.head is not None else []
+        for view in ("abdomen_ac", "femur_fl"):
+            if view in self.structures:
+                out += self.structures[view].measurements
+        return out
 
 
 def rerank_head(
@@ -990,24 +1298,35 @@ def analyse_frames(
             lambda s, n: frames[n - 1],
             lambda s, n: calib(n),
         )
+    structures: dict[str, FrameMeasurements] = {}
+    if models.structures is not None:
+        structures = measure_structure_views(
+            models.structures, best, lambda s, n: frames[n - 1], lambda s, n: calib(n)
+        )
     quality = {}
     for v, choice in best.items():
         if rubric_plane(v) is None:
             continue
         fr = frames[choice.frame - 1] if choice.frame is not None else None
-        quality[v] = assess_quality(v, fr, head=head_fm if v == "head_trans_thalamic" else None)
-    measurements = head_fm.measurements if head_fm is not None else []
-    derived, not_computed = derive_biometry(measurements, ga_days=ga_days)
-    return PipelineResult(
+        quality[v] = assess_quality(
+            v,
+            fr,
+            head=head_fm if v == "head_trans_thalamic" else None,
+            structures=structures.get(v),
+        )
+    result = PipelineResult(
         per_frame,
         best,
         head_fm,
         quality,
-        derived,
-        not_computed,
+        [],
+        [],
         models.infos(),
         dict(models.unavailable),
+        structures,
     )
+    result.derived, result.not_computed = derive_biometry(result.measurements, ga_days=ga_days)
+    return result
 
 
 def remove_snapshots(snapshot_dir: Path) -> None:

@@ -10,6 +10,7 @@ from inference._cli import dispatch
 COMMANDS: dict[str, str] = {
     "head": "inference.head.train:main",
     "planes": "inference.planes.train:main",
+    "structures": "inference.structures.train:main",
 }
 
 if __name__ == "__main__":

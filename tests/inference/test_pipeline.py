@@ -61,7 +61,10 @@ def test_model_identity_is_the_hash_of_the_bytes_loaded(tmp_path: Path, classifi
 
 def test_missing_weights_are_listed_not_fatal(tmp_path: Path) -> None:
     models = pipeline.load_models(
-        planes_weights=tmp_path / "absent.pt", head_weights=None, snapshot_dir=tmp_path
+        planes_weights=tmp_path / "absent.pt",
+        head_weights=None,
+        structures_weights=None,
+        snapshot_dir=tmp_path,
     )
     assert models.planes is None
     assert models.unavailable["planes-classifier"].startswith(

@@ -1,0 +1,149 @@
+"""Structure segmentation of one frame: preprocess → network → masks and detection probabilities.
+
+:class:`StructurePredictor` loads the weights once (thread-safe; one lock around the network call).
+Per frame: :func:`inference.structures.data.preprocess` → U-Net → sigmoid → probabilities resized
+back to the frame (bilinear) → :func:`postprocess` (masks per structure, detection probability per
+structure). Coordinates: masks are (rows, cols) of the original frame.
+
+Detection probability of a structure = mean probability of its ``DETECTION_TOP_PX`` most probable
+network pixels (≈ the smallest such structure the phantom draws): near 1 when the network marks a
+region of at least that size, near 0 when it marks nothing. Organs (stomach, umbilical vein,
+kidneys, spine, ribs) count only inside the segmented abdomen.
+
+Trained on the synthetic phantom only: **not validated on real images** (``VALIDATION``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from inference.structures.data import CLASSES, NET_SHAPE, preprocess, to_grey
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "structures_unet.pt"
+VALIDATION = "phantom (synthetic) only; not validated on real images"
+MASK_THRESHOLD = 0.5
+DETECTION_TOP_PX = 12
+#: Structures that exist only inside the abdomen section.
+ABDOMINAL = ("stomach", "umbilical_vein", "kidneys", "spine", "ribs")
+
+
+@dataclass
+class StructurePrediction:
+    """One frame's structures: masks (rows, cols) bool and detection probabilities per class."""
+
+    masks: dict[str, NDArray[np.bool_]] = field(default_factory=dict)
+    probability: dict[str, float] = field(default_factory=dict)
+    mean_probability: dict[str, float] = field(default_factory=dict)
+    shape: tuple[int, int] = (0, 0)
+
+    def mask(self, name: str) -> NDArray[np.bool_] | None:
+        """The structure's mask, or None when the network marked no pixel of it."""
+        m = self.masks.get(name)
+        return m if m is not None and m.any() else None
+
+    def centroid(self, name: str) -> tuple[float, float] | None:
+        """(x, y) px centroid of the structure's mask, or None."""
+        m = self.mask(name)
+        if m is None:
+            return None
+        ys, xs = np.nonzero(m)
+        return float(xs.mean()), float(ys.mean())
+
+
+def largest_component(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The largest 8-connected component of ``mask`` with its holes filled."""
+    m = mask.astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    if n <= 1:
+        return mask.astype(bool)
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    comp = (labels == k).astype(np.uint8)
+    contours, _ = cv2.findContours(comp, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    out = np.zeros_like(comp)
+    cv2.drawContours(out, contours, -1, 1, thickness=-1)
+    return out.astype(bool)
+
+
+def postprocess(
+    probs_net: NDArray[np.float32], shape: tuple[int, int], *, threshold: float = MASK_THRESHOLD
+) -> StructurePrediction:
+    """Masks at the frame's ``shape`` (rows, cols) and detection probabilities from the network's
+    probabilities (C, net rows, net cols)."""
+    h, w = shape
+    pred = StructurePrediction(shape=(h, w))
+    abdomen_net = probs_net[CLASSES.index("abdomen")] > threshold
+    for i, name in enumerate(CLASSES):
+        p = probs_net[i]
+        if name in ABDOMINAL:
+            # dilate a little: an organ touching the skin line still counts
+            inside = cv2.dilate(abdomen_net.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            p = np.where(inside, p, 0.0)
+        top = np.sort(p, axis=None)[-DETECTION_TOP_PX:]
+        pred.probability[name] = round(float(top.mean()), 4)
+        full = cv2.resize(p.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        m = full > threshold
+        if name == "abdomen" and m.any():
+            m = largest_component(m)
+        pred.masks[name] = m
+        pred.mean_probability[name] = round(float(full[m].mean()), 4) if m.any() else 0.0
+    return pred
+
+
+class StructurePredictor:
+    """Loads the structure U-Net once; segments frames of any size.
+
+    ``device``: "cuda" / "cpu" (default: cuda when available). ``threads``: torch CPU threads (None
+    leaves torch's setting alone).
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        device: str | None = None,
+        threads: int | None = None,
+    ) -> None:
+        import torch
+
+        from inference.structures.model import build_model
+
+        path = Path(weights) if weights is not None else DEFAULT_WEIGHTS
+        if not path.is_file():
+            raise FileNotFoundError(f"structure weights not found at {path}")
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        classes = tuple(blob.get("meta", {}).get("classes", CLASSES))
+        if classes != CLASSES:
+            raise ValueError(f"{path}: weights for classes {classes}, this code expects {CLASSES}")
+        self.model = build_model(blob["config"])
+        self.model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+        self.model.eval().to(self.device)
+        self.meta: dict[str, Any] = dict(blob.get("meta", {}))
+        self.net_shape: tuple[int, int] = tuple(self.meta.get("net_shape", NET_SHAPE))  # type: ignore[assignment]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        self.version = f"structures-unet-{digest}"
+        self._torch = torch
+        self._lock = threading.Lock()
+
+    def probabilities(self, frames: list[NDArray]) -> NDArray[np.float32]:
+        """Network probabilities (N, C, net rows, net cols) for frames of any size."""
+        x = np.stack([preprocess(f, self.net_shape) for f in frames])
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            logits = self.model(torch.from_numpy(x).to(self.device))
+            return torch.sigmoid(logits).float().cpu().numpy()
+
+    def predict(self, frame: NDArray) -> StructurePrediction:
+        """Masks and detection probabilities for one frame ((rows, cols) grey or RGB)."""
+        grey = to_grey(frame)
+        probs = self.probabilities([grey])[0]
+        return postprocess(probs, grey.shape)

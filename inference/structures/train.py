@@ -1,0 +1,181 @@
+"""Train the structure U-Net: ``python -m inference.train structures [options]``.
+
+Phantom frames are generated per step from their seeds (≈ 10 ms a frame, a few per cent of a
+training step on one CPU thread), so every step sees new frames and no cache is needed; seeds
+``TRAIN_SEED_BASE + step × batch + i`` never meet the evaluation's held-out seeds. ``--folder``
+trains (or fine-tunes, with ``--init``) on a user's labelled PNGs instead (see
+:func:`inference.structures.data.load_folder`).
+
+Loss: binary cross-entropy + soft Dice per channel (channels whose structure is absent from the
+whole batch add only the cross-entropy). AdamW, cosine learning-rate decay over ``--steps``.
+The last step's weights are written (no selection on any evaluation set); a checkpoint every
+``--checkpoint-every`` steps allows ``--resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inference.structures.data import CLASSES, NET_SHAPE, TRAIN_SEED_BASE, training_pair
+
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "weights" / "structures_unet.pt"
+VALIDATION_SEED_BASE = 500_000_000  # monitoring only; the evaluation's held-out set is elsewhere
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m inference.train structures", description=__doc__)
+    p.add_argument("--steps", type=int, default=2400)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--widths", default="16,32,64,128,192", help="channels per U-Net level")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints/structures"))
+    p.add_argument("--checkpoint-every", type=int, default=200)
+    p.add_argument("--resume", action="store_true", help="continue from checkpoint-dir/last.pt")
+    p.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tune)")
+    p.add_argument("--folder", default=None, help="train on <name>.png + <name>_mask.png pairs")
+    p.add_argument("--time-limit-min", type=float, default=None, help="stop (and save) after this")
+    return p.parse_args(argv)
+
+
+def soft_dice_loss(logits, target):  # type: ignore[no-untyped-def]
+    """1 − soft Dice per channel over the batch, averaged over channels present in the batch."""
+    import torch
+
+    prob = torch.sigmoid(logits)
+    dims = (0, 2, 3)
+    inter = (prob * target).sum(dims)
+    denom = prob.sum(dims) + target.sum(dims)
+    present = target.sum(dims) > 0
+    dice = (2 * inter + 1.0) / (denom + 1.0)
+    if not bool(present.any()):
+        return logits.new_zeros(())
+    return (1 - dice[present]).mean()
+
+
+def _batch(step: int, batch: int, folder_pairs: list | None, rng: np.random.Generator):
+    if folder_pairs is None:
+        seeds = [TRAIN_SEED_BASE + step * batch + i for i in range(batch)]
+        pairs = [training_pair(s) for s in seeds]
+    else:
+        from inference.structures.data import folder_pair
+
+        idx = rng.integers(0, len(folder_pairs), batch)
+        pairs = [folder_pair(*folder_pairs[int(i)]) for i in idx]
+    x = np.stack([p[0] for p in pairs])
+    y = np.stack([p[1] for p in pairs])
+    return x, y
+
+
+def main(argv: list[str] | None = None) -> int:
+    import torch
+    from torch.nn import functional as F
+
+    from inference.structures.model import StructureUNet
+
+    args = parse_args(argv or [])
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    widths = tuple(int(w) for w in args.widths.split(","))
+    model = StructureUNet(len(CLASSES), widths)
+    if args.init is not None:
+        blob = torch.load(args.init, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    folder_pairs = None
+    if args.folder:
+        from inference.structures.data import load_folder
+
+        folder_pairs = load_folder(args.folder)
+    args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = args.checkpoint_dir / "last.pt"
+    start = 0
+    history: list[dict] = []
+    if args.resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start, history = int(state["step"]), list(state.get("history", []))
+        rng = np.random.default_rng([args.seed, start])
+    log = (args.checkpoint_dir / "train.log").open("a")
+    t0 = time.time()
+    elapsed0 = history[-1]["elapsed_s"] if history else 0.0
+    model.train()
+    step = start
+    running = []
+    while step < args.steps:
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = _batch(step, args.batch, folder_pairs, rng)
+        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        logits = model(xt)
+        loss = F.binary_cross_entropy_with_logits(logits, yt) + soft_dice_loss(logits, yt)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        running.append(float(loss.detach()))
+        step += 1
+        elapsed = elapsed0 + time.time() - t0
+        if step % 25 == 0 or step == args.steps:
+            rec = {"step": step, "loss": float(np.mean(running)), "lr": lr, "elapsed_s": elapsed}
+            history.append(rec)
+            running = []
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+        stop = args.time_limit_min is not None and elapsed > 60 * args.time_limit_min
+        if step % args.checkpoint_every == 0 or step == args.steps or stop:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "step": step,
+                    "history": history,
+                },
+                ckpt,
+            )
+        if stop:
+            log.write(json.dumps({"stopped": "time limit", "step": step}) + "\n")
+            break
+    model.eval()
+    meta = {
+        "classes": list(CLASSES),
+        "net_shape": list(NET_SHAPE),
+        "steps": step,
+        "planned_steps": args.steps,
+        "batch": args.batch,
+        "lr": args.lr,
+        "seed": args.seed,
+        "threads": args.threads,
+        "data": f"folder {args.folder}"
+        if args.folder
+        else "phantom (synthetic), seeds "
+        f"{TRAIN_SEED_BASE}..{TRAIN_SEED_BASE + step * args.batch - 1}",
+        "train_seconds": round(elapsed0 + time.time() - t0, 1),
+        "final_loss": history[-1]["loss"] if history else None,
+        "validation": "not validated on real images",
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "config": model.config,
+            "state_dict": {
+                k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()
+            },
+            "meta": meta,
+        },
+        args.out,
+    )
+    log.write(json.dumps({"saved": str(args.out), **meta}) + "\n")
+    log.close()
+    print(json.dumps(meta, indent=2))
+    return 0
