@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 import pytest
-from review_e2e_support import copy_for_docs, login, screenshot
+from review_e2e_support import SCREENSHOTS, copy_for_docs, login, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -398,9 +398,27 @@ def test_ai_measurements_are_corrected_decided_signed_and_amended(
     page.wait_for_function("() => window.reviewState().relabels.length === 1")
     assert PlaneRelabel.objects.get(study=study).new_label == "abdomen_ac"
 
-    # sign, then amend with a reason and change a finding under the amendment, then sign again
+    # GA from dates in the biometry panel's form (keyboard: Enter saves): an absurd GA is
+    # refused in the form, a plausible one is stored and the centiles are placed at it
+    page.select_option("#dating-basis", "crl_scan")
+    page.fill("#dating-ga", "60+0")
+    page.press("#dating-ga", "Enter")
+    page.wait_for_function(
+        "() => document.querySelector('#dating-error').textContent.includes('10w0d to 44w0d')"
+    )
+    page.fill("#dating-ga", "20+3")
+    page.press("#dating-ga", "Enter")
+    page.wait_for_function("() => window.reviewState().gestational_dating?.ga_days === 143")
+    assert "GA from dates: 20w3d" in page.locator("#dating-current").inner_text()
+    page.locator("section.biometry").screenshot(path=str(SCREENSHOTS / "exam-dating.png"))
+
+    # sign (the summary shows the GA from dates and the centiles at it), then amend with a
+    # reason and change a finding under the amendment, then sign again
     page.click("#sign-open")
     page.wait_for_selector("#sign-dialog[open]")
+    summary_text = page.locator("#sign-summary").inner_text()
+    assert "GA from dates: 20w3d · First-trimester scan (CRL)" in summary_text
+    assert "Centiles (INTERGROWTH-21st, at the GA from dates): HC" in summary_text
     page.fill("#sign-password", "e2e-pass")
     page.click("#sign-submit")
     page.wait_for_selector("#locked-banner")
