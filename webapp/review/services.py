@@ -1,4 +1,5 @@
-"""Review services: decide on AI findings, add measurements, relabel frames, sign, amend.
+"""Review services: decide on AI findings, add measurements, relabel frames, record the GA from
+dates, sign, amend.
 
 Every service takes keyword arguments, runs in one transaction holding the exam's row lock (so a
 sign-off and an edit cannot interleave), refuses changes to a signed exam, and audits what it
@@ -820,7 +821,7 @@ def set_gestational_dating(
             "basis 'other' needs a comment saying what the dating rests on", "comment"
         )
     lmp_date = _lmp_date(lmp) if given_lmp else None
-    ga_days = _ga_days_from_weeks(ga_weeks) if given_weeks else None
+    ga_days = _ga_days_from_weeks(ga_weeks) if given_weeks else 0  # 0: from the LMP, below
     with transaction.atomic():
         locked, amendment = _lock_open_study(study)
         if lmp_date is not None:
@@ -837,7 +838,6 @@ def set_gestational_dating(
                     "lmp",
                 )
             ga_days = (locked.study_date - lmp_date).days
-        assert ga_days is not None
         if not DATING_MIN_DAYS <= ga_days <= DATING_MAX_DAYS:
             field = "lmp" if lmp_date is not None else "ga_weeks"
             what = (
