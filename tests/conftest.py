@@ -197,3 +197,13 @@ def chromium_browser() -> Iterator[object]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="session")
+def orthanc() -> Iterator[object]:
+    """Debian's Orthanc + DICOMweb plugin (tests/pacs_peer.py), one per test session; tests that
+    store into it call ``orthanc.clear()`` first."""
+    from tests.pacs_peer import running_orthanc
+
+    with running_orthanc("SONOREVIEW-TEST-PACS") as server:
+        yield server

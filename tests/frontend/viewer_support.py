@@ -9,14 +9,8 @@ import http.client
 import io
 import json
 import mimetypes
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,9 +21,10 @@ from urllib.parse import urlencode, urlsplit
 import numpy as np
 import pytest
 
+from tests.pacs_peer import running_orthanc
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLE_DIR = REPO_ROOT / "static" / "viewer"
-ORTHANC_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -57,12 +52,6 @@ def launch_chromium():
             yield browser
         finally:
             browser.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def us_file(name: str) -> Path:
@@ -247,63 +236,15 @@ def second_instance_of_cine(workdir: Path, cine: UsInstance) -> Path:
 
 @contextlib.contextmanager
 def run_orthanc(files: dict[str, str]) -> Iterator[OrthancServer]:
-    """Debian's Orthanc + DICOMweb plugin on free loopback ports in a temp dir, holding `files`
-    (name -> pydicom test file name) and a second image of the "cine" series if there is one.
-    On exit it is killed and waited for, and its temp dir removed."""
-    binary = shutil.which("Orthanc")
-    if binary is None or not ORTHANC_PLUGIN.exists():
-        pytest.skip(
-            "Orthanc with the DICOMweb plugin is not installed (apt install orthanc orthanc-dicomweb)"
-        )
-    workdir = Path(tempfile.mkdtemp(prefix="sonoreview-viewer-orthanc-"))
-    (workdir / "logs").mkdir()
-    http_port, dicom_port = free_port(), free_port()
-    config = {
-        "Name": "SONOREVIEW-VIEWER-TEST",
-        "StorageDirectory": str(workdir / "storage"),
-        "IndexDirectory": str(workdir / "index"),
-        "HttpPort": http_port,
-        "DicomPort": dicom_port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "UnknownSopClassAccepted": True,
-        "Plugins": [str(ORTHANC_PLUGIN)],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Host": f"127.0.0.1:{http_port}"},
-    }
-    (workdir / "orthanc.json").write_text(json.dumps(config))
-    process = subprocess.Popen(
-        [binary, f"--logdir={workdir / 'logs'}", str(workdir / "orthanc.json")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    server = OrthancServer(http_port, workdir, process)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"Orthanc exited with {process.returncode}:\n{server.log()}")
-            try:
-                urllib.request.urlopen(f"{server.url}/system", timeout=2).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"Orthanc did not answer within 20 s:\n{server.log()}"
-                    ) from None
-                time.sleep(0.1)
+    """The Orthanc PACS peer (tests/pacs_peer.py) holding `files` (name -> pydicom test file
+    name) and a second image of the "cine" series if there is one."""
+    with running_orthanc("SONOREVIEW-VIEWER-TEST") as peer:
+        server = OrthancServer(peer.http_port, peer.workdir, peer.process)
         for name, filename in files.items():
             server.store(name, us_file(filename))
         if "cine" in server.instances:
-            server.store("second", second_instance_of_cine(workdir, server.instances["cine"]))
+            server.store("second", second_instance_of_cine(peer.workdir, server.instances["cine"]))
         yield server
-    finally:
-        if process.poll() is None:
-            # Its store is a throw-away temp dir, so no graceful stop is owed (SIGTERM takes
-            # ~3 s here); the wait still guarantees the process is gone before the dir goes.
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextlib.contextmanager

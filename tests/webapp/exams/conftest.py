@@ -1,13 +1,9 @@
-"""Fixtures for the exams tests: real US DICOM files, and a real Orthanc PACS with DICOMweb.
-
-``orthanc`` (session) starts Debian's ``Orthanc`` with the DICOMweb plugin on free loopback
-ports in a temporary directory, waits until its REST API answers, and on teardown stops it and
-waits for the process to exit (a restart before that fails with "SQLite: database is locked").
+"""Fixtures for the exams tests: real US DICOM files, the C-STORE receiver in its own process,
+and media checks. (The Orthanc PACS peer, ``orthanc``, is tests/conftest.py's session fixture.)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -15,15 +11,15 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.pacs_peer import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
-ORTHANC_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 
 
 def us_file(name: str) -> Path:
@@ -38,99 +34,6 @@ def us_file(name: str) -> Path:
 
 def shared_data() -> Path:
     return Path(os.environ.get("SONOREVIEW_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Orthanc:
-    http_port: int
-    dicom_port: int
-    workdir: Path
-    process: subprocess.Popen
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def dicomweb_url(self) -> str:
-        return f"{self.url}/dicom-web"
-
-    def rest(self, path: str, method: str = "GET") -> object:
-        request = urllib.request.Request(self.url + path, method=method)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-        return json.loads(body) if body else None
-
-    def clear(self) -> None:
-        for study in self.rest("/studies"):  # type: ignore[union-attr]
-            self.rest(f"/studies/{study}", method="DELETE")
-
-    def log(self) -> str:
-        logs = sorted((self.workdir / "logs").glob("*"))
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in logs)
-
-
-@pytest.fixture(scope="session")
-def orthanc() -> Iterator[Orthanc]:
-    binary = shutil.which("Orthanc")
-    if binary is None or not ORTHANC_PLUGIN.exists():
-        pytest.skip(
-            "Orthanc with the DICOMweb plugin is not installed (apt install orthanc orthanc-dicomweb)"
-        )
-    workdir = Path(tempfile.mkdtemp(prefix="sonoreview-orthanc-"))
-    (workdir / "logs").mkdir()
-    http_port, dicom_port = free_port(), free_port()
-    config = {
-        "Name": "SONOREVIEW-TEST-PACS",
-        "StorageDirectory": str(workdir / "storage"),
-        "IndexDirectory": str(workdir / "index"),
-        "HttpPort": http_port,
-        "DicomPort": dicom_port,
-        "DicomAet": "TESTPACS",
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "UnknownSopClassAccepted": True,
-        "Plugins": [str(ORTHANC_PLUGIN)],
-        # The port must be in Host or STOW-RS RetrieveURLs lose it.
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "Host": f"127.0.0.1:{http_port}"},
-    }
-    config_path = workdir / "orthanc.json"
-    config_path.write_text(json.dumps(config))
-    process = subprocess.Popen(
-        [binary, f"--logdir={workdir / 'logs'}", str(config_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    server = Orthanc(http_port, dicom_port, workdir, process)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"Orthanc exited with {process.returncode}:\n{server.log()}")
-            try:
-                server.rest("/system")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"Orthanc did not answer within 20 s:\n{server.log()}")
-                time.sleep(0.1)
-        yield server
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

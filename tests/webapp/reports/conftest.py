@@ -1,7 +1,6 @@
 """Fixtures for the reports tests: an analysed, reviewed phantom exam, and the Orthanc PACS.
 
-``orthanc`` is the exams tests' session fixture (Debian's Orthanc + DICOMweb plugin on free
-loopback ports), re-exported here. ``analysed_exam`` ingests a phantom biometry exam through the
+``orthanc`` (the Orthanc PACS peer) is tests/conftest.py's session fixture. ``analysed_exam`` ingests a phantom biometry exam through the
 real ingest service — head and abdomen single frames, the femur as frame 2 of a 3-frame cine —
 and stores a finished analysis run the way ``webapp.analysis`` writes one: best frames, the
 phantom's exact masks as segmentations, HC/BPD/OFD/AC/FL measurements whose mm values come from
@@ -20,8 +19,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from tests.webapp.exams.conftest import orthanc  # noqa: F401  (session fixture, re-exported)
 
 SHAPE = (360, 480)
 _numbers = itertools.count(1)
