@@ -42,6 +42,16 @@ def _pairs(items: list[Any]) -> list[list[Any]]:
     return [items[i : i + 2] for i in range(0, len(items), 2)]
 
 
+def centile_text(centile: float) -> str:
+    """A centile at 0.1 precision that never reads "100.0" or "0.0" (beyond the last step
+    of the scale it says so)."""
+    if centile > 99.9:
+        return ">99.9"
+    if centile < 0.1:
+        return "<0.1"
+    return f"{centile:.1f}"
+
+
 def _wd(days: float) -> str:
     w, d = weeks_days(days)
     return f"{w}w {d}d"
@@ -62,7 +72,9 @@ def context(collected: Collected, key_images: dict[str, np.ndarray]) -> dict[str
             "convention": m.convention or "—",
             "selected": m.selected,
             "source": f"image {collected.instances[m.source.sop_instance_uid].instance_number or '?'}, frame {m.source.frame_number}",
-            "centile": (lambda d: f"{d.value:.1f}" if d and m.selected else "")(c.centile(m.kind)),
+            "centile": (lambda d: centile_text(d.value) if d and m.selected else "")(
+                c.centile(m.kind)
+            ),
         }
         for m in c.measurements
     ]
@@ -96,7 +108,7 @@ def context(collected: Collected, key_images: dict[str, np.ndarray]) -> dict[str
             "measurement": d.measurement,
             "value": f"{d.measured_value:.1f}" if d.measured_value is not None else "",
             "unit": "g" if d.measurement == "EFW" else "mm",
-            "centile": f"{d.value:.1f}",
+            "centile": centile_text(d.value),
             "z": f"{d.z:+.2f}" if d.z is not None else "",
             "name": d.name,
             "flags": list(d.flags),

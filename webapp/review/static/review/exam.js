@@ -10,6 +10,8 @@ const csrf = document.cookie.split('; ').find((c) => c.startsWith('csrftoken='))
 
 const $ = (sel) => document.querySelector(sel);
 const fmt = (v, d = 1) => (v === null || v === undefined ? '–' : Number(v).toFixed(d));
+// A centile rounded to 0.1 must not read "100.0th" or "0.0th": beyond 99.9 / below 0.1 say so.
+const fmtCentile = (c) => (c === null || c === undefined ? '–' : c > 99.9 ? '>99.9' : c < 0.1 ? '<0.1' : Number(c).toFixed(1));
 function h(tag, attrs = {}, ...children) {
   const n = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -247,7 +249,7 @@ function renderBiometry(b, values) {
   for (const [k, v] of Object.entries(shown)) dl.append(h('dt', {}, k), h('dd', { 'data-final': k }, `${fmt(v)} mm`));
   for (const g of b.gestational_age || []) dl.append(h('dt', {}, g.formula.name), h('dd', { 'data-ga': g.formula.key }, `${g.ga_weeks_days} (${fmt(g.ga_weeks, 2)} w)${g.flags.length ? ' ⚠' : ''}`));
   for (const e of b.estimated_fetal_weight || []) dl.append(h('dt', {}, e.formula.name), h('dd', { 'data-efw': e.formula.key }, `${fmt(e.efw_g, 0)} g${e.flags.length ? ' ⚠' : ''}`));
-  for (const c of b.centiles || []) dl.append(h('dt', {}, c.formula.name), h('dd', {}, `${fmt(c.centile, 1)}th centile (z ${fmt(c.z, 2)})`));
+  for (const c of b.centiles || []) dl.append(h('dt', {}, c.formula.name), h('dd', {}, `${fmtCentile(c.centile)}th centile (z ${fmt(c.z, 2)})`));
   box.replaceChildren(dl);
 }
 
@@ -485,7 +487,7 @@ async function openSign() {
     const ga = (s.biometry.gestational_age || []).map((g) => `${g.formula.name}: ${g.ga_weeks_days}`).join('; ');
     const efw = (s.biometry.estimated_fetal_weight || []).map((g) => `${g.formula.name}: ${fmt(g.efw_g, 0)} g`).join('; ');
     const dating = s.gestational_dating;
-    const centiles = (s.biometry.centiles || []).map((c) => `${c.measurement.split('_')[0].toUpperCase()} ${fmt(c.centile, 1)}th`).join(', ');
+    const centiles = (s.biometry.centiles || []).map((c) => `${c.measurement.split('_')[0].toUpperCase()} ${fmtCentile(c.centile)}th`).join(', ');
     $('#sign-summary').replaceChildren(
       h('p', {}, `${s.patient.name || '(no name)'} · ${s.patient.patient_id || 'no ID'} · accession ${s.accession_number || '–'}`),
       h('ul', {},
