@@ -11,6 +11,7 @@ COMMANDS: dict[str, str] = {
     "hc18": "inference.head.evaluate:main",
     "planes": "inference.planes.evaluate:main",
     "structures": "inference.structures.evaluate:main",
+    "structures-fp": "inference.structures.evaluate_fp:main",
 }
 
 if __name__ == "__main__":

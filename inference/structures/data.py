@@ -189,3 +189,74 @@ def folder_pair(image_path: str, mask_path: str) -> tuple[NDArray[np.float32], N
     inside = ("stomach", "umbilical_vein", "kidneys", "spine", "ribs")
     masks["abdomen"] = masks["abdomen"] | np.any([masks[k] for k in inside], axis=0)
     return preprocess(image), targets(masks)
+
+
+# --- FETAL_PLANES_DB images with the multi-centre biometry benchmark's calipers ------------------
+#: Channels a benchmark row labels (the others are unknown on those images: left out of the loss).
+FP_CHANNELS = {"Abdomen": ("abdomen",), "Femur": ("femur",)}
+
+
+def fp_rows(images: str, landmarks: str, split: str = "Train") -> list[tuple[str, str, dict]]:
+    """(plane, image path, caliper row) for every benchmark row of ``split`` whose image exists.
+
+    ``images``: FETAL_PLANES_DB's ``Images`` folder; ``landmarks``: the benchmark's ``FP`` folder
+    (``Abdomen_<split>.csv``, ``Femur_<split>.csv``). ValueError naming what is missing.
+    """
+    import csv
+    from pathlib import Path
+
+    root, marks = Path(images), Path(landmarks)
+    if not root.is_dir():
+        raise ValueError(f"{images}: not a folder (FETAL_PLANES_DB Images)")
+    out = []
+    for plane in FP_CHANNELS:
+        path = marks / f"{plane}_{split}.csv"
+        if not path.is_file():
+            raise ValueError(f"{path}: no such landmark file")
+        with path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                img = (root / row["image_name"]).with_suffix(".png")
+                if img.is_file():
+                    out.append((plane, str(img), row))
+    if not out:
+        raise ValueError(f"{images}: none of the benchmark's {split} images is there")
+    return out
+
+
+def fp_masks(plane: str, row: dict, shape: tuple[int, int]) -> dict[str, NDArray[np.bool_]]:
+    """Approximate masks from a benchmark row: the abdomen as the filled ellipse whose axes are
+    TAD and APAD (centred between the TAD ends, oriented along TAD); the femur as a bar between
+    the FL end points, 9 % of FL thick with rounded ends (the phantom's proportions)."""
+    f = {k: float(v) for k, v in row.items() if k.endswith(("_x", "_y"))}
+    m = np.zeros(shape, np.uint8)
+    if plane == "Abdomen":
+        t0, t1 = (f["tad_1_x"], f["tad_1_y"]), (f["tad_2_x"], f["tad_2_y"])
+        a0, a1 = (f["apad_1_x"], f["apad_1_y"]), (f["apad_2_x"], f["apad_2_y"])
+        cx, cy = (t0[0] + t1[0]) / 2, (t0[1] + t1[1]) / 2
+        a = float(np.hypot(t1[0] - t0[0], t1[1] - t0[1])) / 2
+        b = float(np.hypot(a1[0] - a0[0], a1[1] - a0[1])) / 2
+        angle = float(np.degrees(np.arctan2(t1[1] - t0[1], t1[0] - t0[0])))
+        cv2.ellipse(m, ((cx, cy), (2 * a, 2 * b), angle), 1, thickness=-1)
+        return {"abdomen": m > 0}
+    p0 = np.array([f["fl_1_x"], f["fl_1_y"]])
+    p1 = np.array([f["fl_2_x"], f["fl_2_y"]])
+    length = float(np.linalg.norm(p1 - p0))
+    r = 0.045 * length
+    d = (p1 - p0) / max(length, 1e-6)
+    q0, q1 = p0 + r * d, p1 - r * d
+    ends = [(round(float(q[0])), round(float(q[1]))) for q in (q0, q1)]
+    cv2.line(m, ends[0], ends[1], 1, thickness=max(1, round(2 * r)))
+    for q in ends:
+        cv2.circle(m, q, round(r), 1, thickness=-1)
+    return {"femur": m > 0}
+
+
+def fp_pair(
+    plane: str, image_path: str, row: dict
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
+    """(input, targets, valid channels (C,)) for one benchmark row."""
+    image = cv2.imread(image_path, cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise ValueError(f"cannot read {image_path} as an image")
+    valid = np.array([name in FP_CHANNELS[plane] for name in CLASSES])
+    return preprocess(image), targets(fp_masks(plane, row, image.shape)), valid

@@ -4,7 +4,11 @@ Phantom frames are generated per step from their seeds (≈ 10 ms a frame, a few
 training step on one CPU thread), so every step sees new frames and no cache is needed; seeds
 ``TRAIN_SEED_BASE + step × batch + i`` never meet the evaluation's held-out seeds. ``--folder``
 trains (or fine-tunes, with ``--init``) on a user's labelled PNGs instead (see
-:func:`inference.structures.data.load_folder`).
+:func:`inference.structures.data.load_folder`). ``--fp-images`` / ``--fp-landmarks`` put
+FETAL_PLANES_DB images with the multi-centre biometry benchmark's calipers (its Train split) into
+each batch (``--fp-share`` of it) as approximate abdomen / femur masks
+(:func:`inference.structures.data.fp_masks`); the channels such an image does not label are left
+out of its loss.
 
 Loss: binary cross-entropy + soft Dice per channel (channels whose structure is absent from the
 whole batch add only the cross-entropy). AdamW, cosine learning-rate decay over ``--steps``.
@@ -42,15 +46,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true", help="continue from checkpoint-dir/last.pt")
     p.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tune)")
     p.add_argument("--folder", default=None, help="train on <name>.png + <name>_mask.png pairs")
+    p.add_argument("--fp-images", default=None, help="FETAL_PLANES_DB Images folder")
+    p.add_argument("--fp-landmarks", default=None, help="the benchmark's FP caliper folder")
+    p.add_argument("--fp-share", type=float, default=0.5, help="share of each batch from FP")
     p.add_argument("--time-limit-min", type=float, default=None, help="stop (and save) after this")
     return p.parse_args(argv)
 
 
-def soft_dice_loss(logits, target):  # type: ignore[no-untyped-def]
-    """1 − soft Dice per channel over the batch, averaged over channels present in the batch."""
+def soft_dice_loss(logits, target, valid=None):  # type: ignore[no-untyped-def]
+    """1 − soft Dice per channel over the batch, averaged over channels present in the batch.
+
+    ``valid`` (N, C) bool: only those (image, channel) pairs count (None: all)."""
     import torch
 
     prob = torch.sigmoid(logits)
+    if valid is not None:
+        w = valid[:, :, None, None].to(prob.dtype)
+        prob, target = prob * w, target * w
     dims = (0, 2, 3)
     inter = (prob * target).sum(dims)
     denom = prob.sum(dims) + target.sum(dims)
@@ -61,10 +73,27 @@ def soft_dice_loss(logits, target):  # type: ignore[no-untyped-def]
     return (1 - dice[present]).mean()
 
 
-def _batch(step: int, batch: int, folder_pairs: list | None, rng: np.random.Generator):
+def _batch(
+    step: int,
+    batch: int,
+    folder_pairs: list | None,
+    rng: np.random.Generator,
+    fp: list | None = None,
+    fp_share: float = 0.0,
+):
+    """(inputs, targets, valid (N, C) or None when every channel of every image is labelled)."""
+    valid = None
     if folder_pairs is None:
-        seeds = [TRAIN_SEED_BASE + step * batch + i for i in range(batch)]
+        n_fp = round(fp_share * batch) if fp else 0
+        seeds = [TRAIN_SEED_BASE + step * batch + i for i in range(batch - n_fp)]
         pairs = [training_pair(s) for s in seeds]
+        if n_fp:
+            from inference.structures.data import fp_pair
+
+            extra = [fp_pair(*fp[int(i)]) for i in rng.integers(0, len(fp), n_fp)]
+            pairs += [(x, y) for x, y, _ in extra]
+            valid = np.ones((batch, len(CLASSES)), bool)
+            valid[batch - n_fp :] = np.stack([v for _, _, v in extra])
     else:
         from inference.structures.data import folder_pair
 
@@ -72,7 +101,7 @@ def _batch(step: int, batch: int, folder_pairs: list | None, rng: np.random.Gene
         pairs = [folder_pair(*folder_pairs[int(i)]) for i in idx]
     x = np.stack([p[0] for p in pairs])
     y = np.stack([p[1] for p in pairs])
-    return x, y
+    return x, y, valid
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         from inference.structures.data import load_folder
 
         folder_pairs = load_folder(args.folder)
+    fp = None
+    if args.fp_images:
+        from inference.structures.data import fp_rows
+
+        fp = fp_rows(args.fp_images, args.fp_landmarks or "", "Train")
     args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     ckpt = args.checkpoint_dir / "last.pt"
     start = 0
@@ -116,10 +150,16 @@ def main(argv: list[str] | None = None) -> int:
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = _batch(step, args.batch, folder_pairs, rng)
+        x, y, valid = _batch(step, args.batch, folder_pairs, rng, fp, args.fp_share)
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
         logits = model(xt)
-        loss = F.binary_cross_entropy_with_logits(logits, yt) + soft_dice_loss(logits, yt)
+        if valid is None:
+            loss = F.binary_cross_entropy_with_logits(logits, yt) + soft_dice_loss(logits, yt)
+        else:  # unlabelled channels of an image are left out of its loss
+            vt = torch.from_numpy(valid)
+            w = vt[:, :, None, None].expand_as(yt).float()
+            bce = F.binary_cross_entropy_with_logits(logits, yt, weight=w, reduction="sum")
+            loss = bce / w.sum().clamp(min=1.0) + soft_dice_loss(logits, yt, vt)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -159,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         "data": f"folder {args.folder}"
         if args.folder
         else "phantom (synthetic), seeds "
-        f"{TRAIN_SEED_BASE}..{TRAIN_SEED_BASE + step * args.batch - 1}",
+        f"{TRAIN_SEED_BASE}..{TRAIN_SEED_BASE + step * args.batch - 1}"
+        + (f" + FETAL_PLANES_DB {args.fp_images} (share {args.fp_share})" if fp else ""),
         "train_seconds": round(elapsed0 + time.time() - t0, 1),
         "final_loss": history[-1]["loss"] if history else None,
         "validation": "not validated on real images",

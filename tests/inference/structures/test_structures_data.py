@@ -5,6 +5,8 @@ No trained weights needed: these check the code around the network with known in
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -152,3 +154,68 @@ def test_soft_dice_loss_is_zero_for_a_perfect_answer_and_high_for_the_opposite()
     perfect = (target * 2 - 1) * 50.0  # logits
     assert float(soft_dice_loss(perfect, target)) == pytest.approx(0.0, abs=1e-3)
     assert float(soft_dice_loss(-perfect, target)) == pytest.approx(1.0, abs=0.01)
+
+
+def _write_fp(tmp_path):
+    import csv
+
+    images, marks = tmp_path / "Images", tmp_path / "FP"
+    images.mkdir()
+    marks.mkdir()
+    cv2.imwrite(str(images / "Patient1_Plane2_1_of_1.png"), np.full((200, 300), 80, np.uint8))
+    cv2.imwrite(str(images / "Patient2_Plane5_1_of_1.png"), np.full((200, 300), 80, np.uint8))
+    ab = {
+        "image_name": "Patient1_Plane2_1_of_1.png",
+        "tad_1_x": 100, "tad_1_y": 100, "tad_2_x": 200, "tad_2_y": 100,  # TAD 100 px
+        "apad_1_x": 150, "apad_1_y": 60, "apad_2_x": 150, "apad_2_y": 140,  # APAD 80 px
+        "px_to_mm_rate": 0.2,
+    }  # fmt: skip
+    fe = {
+        "image_name": "Patient2_Plane5_1_of_1.png",
+        "fl_1_x": 50, "fl_1_y": 100, "fl_2_x": 250, "fl_2_y": 100, "px_to_mm_rate": 0.2,
+    }  # fmt: skip
+    missing = {**fe, "image_name": "Patient3_Plane5_1_of_1.png"}
+    for name, rows in (("Abdomen_Train.csv", [ab]), ("Femur_Train.csv", [fe, missing])):
+        with (marks / name).open("w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+    return images, marks
+
+
+def test_fetal_planes_db_calipers_become_approximate_masks(tmp_path):
+    images, marks = _write_fp(tmp_path)
+    rows = data.fp_rows(str(images), str(marks))
+    assert [(plane, Path(p).name) for plane, p, _ in rows] == [
+        ("Abdomen", "Patient1_Plane2_1_of_1.png"),
+        ("Femur", "Patient2_Plane5_1_of_1.png"),
+    ]  # the row whose image is not there is skipped
+    abdomen = data.fp_masks("Abdomen", rows[0][2], (200, 300))["abdomen"]
+    assert abdomen.sum() == pytest.approx(np.pi * 50 * 40, rel=0.03)
+    ys, xs = np.nonzero(abdomen)
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (100, 200, 60, 140)
+    femur = data.fp_masks("Femur", rows[1][2], (200, 300))["femur"]
+    ys, xs = np.nonzero(femur)
+    assert (xs.min(), xs.max()) == (50, 250)  # end to end: the calipers are the bone's ends
+    assert ys.max() - ys.min() + 1 == pytest.approx(0.09 * 200, abs=1.5)
+    x, t, valid = data.fp_pair(*rows[1])
+    assert x.shape == (1, *NET_SHAPE) and t.shape == (len(CLASSES), *NET_SHAPE)
+    assert valid.tolist() == [name == "femur" for name in CLASSES]
+    with pytest.raises(ValueError, match="not a folder"):
+        data.fp_rows(str(tmp_path / "nope"), str(marks))
+    with pytest.raises(ValueError, match=r"Abdomen_Test\.csv: no such landmark file"):
+        data.fp_rows(str(images), str(marks), split="Test")
+
+
+def test_training_mixes_benchmark_images_into_phantom_batches(tmp_path):
+    torch = pytest.importorskip("torch")
+    from inference.structures.train import main
+
+    images, marks = _write_fp(tmp_path)
+    out = tmp_path / "w.pt"
+    args = ["--steps", "2", "--batch", "2", "--widths", "4,8,8", "--out", str(out)]
+    fp = ["--fp-images", str(images), "--fp-landmarks", str(marks), "--fp-share", "0.5"]
+    assert main([*args, *fp, "--checkpoint-dir", str(tmp_path / "ck")]) == 0
+    meta = torch.load(out, weights_only=True)["meta"]
+    assert meta["steps"] == 2
+    assert meta["data"].startswith("phantom (synthetic), seeds 0..3 + FETAL_PLANES_DB")
