@@ -2,8 +2,8 @@
 
 One ``Models`` per worker process, loaded lazily on the first task (never at import: a Celery
 prefork parent must not touch torch before forking). The weights paths come from the environment
-(``SONOREVIEW_PLANES_WEIGHTS``, ``SONOREVIEW_HEAD_WEIGHTS``; default: the shipped files under
-inference/weights). If a weights file changes on disk (a new training checkpoint), the next task
+(``SONOREVIEW_PLANES_WEIGHTS``, ``SONOREVIEW_HEAD_WEIGHTS``, ``SONOREVIEW_STRUCTURES_WEIGHTS``;
+default: the shipped files under inference/weights). If a weights file changes on disk (a new training checkpoint), the next task
 loads the new bytes and records their hash as a new ``ModelVersion``.
 """
 
@@ -41,6 +41,9 @@ def weights_paths() -> dict[str, Path]:
             os.environ.get("SONOREVIEW_PLANES_WEIGHTS") or pipeline.DEFAULT_PLANES_WEIGHTS
         ),
         "head": Path(os.environ.get("SONOREVIEW_HEAD_WEIGHTS") or pipeline.DEFAULT_HEAD_WEIGHTS),
+        "structures": Path(
+            os.environ.get("SONOREVIEW_STRUCTURES_WEIGHTS") or pipeline.DEFAULT_STRUCTURES_WEIGHTS
+        ),
     }
 
 
@@ -73,6 +76,7 @@ def models() -> pipeline.Models:
             _models = pipeline.load_models(
                 planes_weights=paths["planes"],
                 head_weights=paths["head"],
+                structures_weights=paths["structures"],
                 device=inference_device(),
             )
             _models_key = key

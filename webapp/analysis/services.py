@@ -479,6 +479,15 @@ def finalize_run(*, run_id: int) -> str:
             frame_of,
             lambda iid, n: runtime.calibrator(instances[iid], n),
         )
+    # Abdomen (AC / APAD / TAD), femur (FL) and the brain structures the head criteria need.
+    structure_fms: dict[str, pipeline.FrameMeasurements] = {}
+    if models.structures is not None:
+        structure_fms = pipeline.measure_structure_views(
+            models.structures,
+            best,
+            frame_of,
+            lambda iid, n: runtime.calibrator(instances[iid], n),
+        )
     AnalysisRun.objects.filter(pk=run_id).update(stage=RunStage.QUALITY)
     quality = {}
     for view, choice in best.items():
@@ -486,16 +495,22 @@ def finalize_run(*, run_id: int) -> str:
             continue
         frame = frame_of(choice.source, choice.frame) if choice.frame is not None else None
         quality[view] = pipeline.assess_quality(
-            view, frame, head=head_fm if view == head_view else None
+            view,
+            frame,
+            head=head_fm if view == head_view else None,
+            structures=structure_fms.get(view),
         )
     AnalysisRun.objects.filter(pk=run_id).update(stage=RunStage.BIOMETRY)
-    measurements = head_fm.measurements if head_fm is not None else []
+    measurements = list(head_fm.measurements) if head_fm is not None else []
+    for fm in structure_fms.values():
+        measurements += fm.measurements
     derived, not_computed = pipeline.derive_biometry(measurements)
 
-    infos = [m.info for m in (models.planes, models.head) if m is not None]
+    infos = models.infos()
     versions = runtime.model_version_rows(infos)
     planes_v = versions.get(pipeline.PLANES_MODEL)
     head_v = versions.get(pipeline.HEAD_MODEL)
+    structures_v = versions.get(pipeline.STRUCTURES_MODEL)
     with transaction.atomic():
         locked = AnalysisRun.objects.select_for_update().select_related("study").get(pk=run_id)
         if locked.status != RunStatus.ANALYSING:
@@ -542,6 +557,27 @@ def finalize_run(*, run_id: int) -> str:
                 _measurement_row(locked, iid, number, head_view, m, head_v)
                 for m in head_fm.measurements
             )
+        for view, fm in structure_fms.items():
+            choice = best[view]
+            iid, number = choice.source, choice.frame
+            SegmentationFinding.objects.bulk_create(
+                SegmentationFinding(
+                    run=locked,
+                    instance_id=iid,
+                    frame_number=number,
+                    structure=seg.structure,
+                    mask_png=_mask_png(seg.mask),
+                    rows=seg.mask.shape[0],
+                    columns=seg.mask.shape[1],
+                    area_px=int(seg.mask.sum()),
+                    model_version=structures_v,
+                )
+                for seg in fm.segmentations
+            )
+            MeasurementFinding.objects.bulk_create(
+                _measurement_row(locked, iid, number, view, m, structures_v)
+                for m in fm.measurements
+            )
         quality_rows = []
         for view, pq in quality.items():
             choice = best[view]
@@ -559,7 +595,11 @@ def finalize_run(*, run_id: int) -> str:
                         rationale=d["rationale"],
                         instance_id=choice.source if choice.frame is not None else None,
                         frame_number=choice.frame,
-                        model_version=head_v if view == head_view and head_fm else None,
+                        model_version=head_v
+                        if view == head_view and head_fm
+                        else structures_v
+                        if view in structure_fms
+                        else None,
                     )
                 )
         QualityFinding.objects.bulk_create(quality_rows)
@@ -591,6 +631,15 @@ def finalize_run(*, run_id: int) -> str:
                 "found": head_fm.found,
                 "reason": head_fm.reason,
                 "confidence": head_fm.confidence,
+            },
+            "structures": {
+                view: {
+                    "found": fm.found,
+                    "reason": fm.reason,
+                    "confidence": fm.confidence,
+                    "validation": pipeline.NOT_VALIDATED,
+                }
+                for view, fm in structure_fms.items()
             },
         }
         locked.save()

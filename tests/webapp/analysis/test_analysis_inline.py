@@ -72,7 +72,9 @@ def test_inline_run_stores_one_plane_finding_per_frame_and_every_view(
     assert QualityFinding.objects.filter(run=run, view_key="head_trans_thalamic").count() == 6
     names = set(run.model_versions.values_list("name", flat=True))
     assert "planes-classifier" in names
-    assert "abdomen-segmentation" in run.notes["models_unavailable"]
+    # The shipped structure model (phantom-trained) measures AC / FL: nothing is unavailable.
+    assert "structures-unet" in names
+    assert "abdomen-segmentation" not in run.notes["models_unavailable"]
 
 
 def test_rerunning_a_batch_replaces_its_findings_instead_of_duplicating(
