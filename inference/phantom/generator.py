@@ -674,7 +674,8 @@ def _femur(sc: _Scene, p: dict[str, Any]) -> dict[str, Any]:
         and _point_in_fov(sc, tip1)
     )
     total_px = L + 2 * radius
-    frac = total_px / fov_w
+    # ">30 %": what the picture shows — an out-of-plane section shows only its shorter bar
+    frac = (vis * L + 2 * radius) / fov_w
     crit = {
         "both_ends_visible": ends_in,
         "angle_under_45deg": abs(angle_deg) < 45,

@@ -112,7 +112,8 @@ def assess_plane(
         truncated = (
             fov is not None
             and evidence.structure_mask is not None
-            and touches_fov_edge(evidence.structure_mask, fov) > 0
+            and touches_fov_edge(evidence.structure_mask, fov, within_px=thresholds.edge_margin_px)
+            > 0
         )
     results: list[CriterionResult] = []
     for crit in rubric.criteria:

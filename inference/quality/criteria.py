@@ -90,7 +90,9 @@ class Thresholds:
     """Each FL caliper within this fraction of FL of a segmented diaphysis end."""
     caliper_femur_min_px: float = 2.0
     edge_margin_px: float = 3.0
-    """A femur end closer than this to the field-of-view edge is not 'clearly visible'."""
+    """A femur closer than this to the field-of-view edge is cut by it: its ends are not 'clearly
+    visible' and its length is unknown (an estimated field of view reaches ~1–2 px past the
+    sector's true edge, so "touching" needs this margin, not one pixel)."""
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -507,7 +509,7 @@ def femur_ends_visible(
     thresholds: Thresholds = DEFAULT,
 ) -> CriterionResult:
     """Femur "both ends of the bone clearly visible": both diaphysis ends inside the field of view with a
-    margin of ``edge_margin_px`` and the bone nowhere cut by the field-of-view edge; if an end
+    margin of ``edge_margin_px`` and no bone pixel within that margin of its edge; if an end
     detector gives probabilities, a low one (≤ ``visible_lo``) fails and an uncertain one makes the
     criterion not assessable.
     """
@@ -522,7 +524,7 @@ def femur_ends_visible(
         xi, yi = round(x), round(y)
         margins.append(float(inner[yi, xi]) if 0 <= xi < w and 0 <= yi < h else 0.0)
     fm = np.asarray(femur_mask) > 0
-    touching = int(np.count_nonzero(fm & (inner <= 1.5)))
+    touching = int(np.count_nonzero(fm & (inner <= thresholds.edge_margin_px)))
     evidence: dict[str, Any] = {
         "end_margins_px": margins,
         "margin_required_px": thresholds.edge_margin_px,
