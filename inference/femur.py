@@ -14,6 +14,12 @@ appear as (a) separate roundish blobs, (b) a blob fused to one end, wider than t
    from the middle, the shaft ends where the width falls below ``min_width_fraction`` of the median
    shaft width (a thin specular spike is excluded) or exceeds ``max_width_factor`` × the median
    (a fused epiphysis/trochanter blob is excluded), tolerating one-slab gaps (holes in the mask).
+   A longer thin or empty stretch (a segmentation that breaks the shaft, up to ``MAX_GAP_FRACTION``
+   of its extent) is bridged only when shaft resumes beyond it: at least two shaft widths of slabs
+   whose width stays within ``RESUME_TOLERANCE`` of the median — never a round blob. Other
+   pieces of shaft lying on its axis (at least two shaft widths long, no wider than it) take part in
+   this walk, so a shaft the segmentation broke in two is measured whole; a separate round
+   epiphysis never does.
 4. End points: the extreme pixel projections of the retained slabs, plus half a pixel (a pixel
    centre lies half a pixel inside the bone's edge), placed at the median perpendicular offset of
    the last slabs (so a slightly bowed bone keeps its calipers on the bone).
@@ -39,6 +45,10 @@ __all__ = ["FemurMeasurement", "femur_angle_deg", "measure_femur"]
 
 MIN_ELONGATION = 2.5
 """A femoral diaphysis is far longer than wide (≈ 8–15× in the second trimester); blobs are not."""
+MAX_GAP_FRACTION = 0.25
+"""Longest thin/empty stretch bridged, as a fraction of the shaft's extent."""
+RESUME_TOLERANCE = 0.3
+"""Beyond a bridged gap the width must stay within ±30 % of the median for two shaft widths."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,25 @@ def _shaft_extent(
     def ok(k: int) -> bool:
         return 0 <= k < len(width) and low <= width[k] <= high
 
+    run = max(3, math.ceil(2 * median))  # "shaft resumes": two shaft widths of steady width
+    max_gap = max(2, round(MAX_GAP_FRACTION * span))
+
+    def steady(k: int, step: int) -> bool:
+        idx = [k + i * step for i in range(run)]
+        return all(
+            0 <= i < len(width) and abs(width[i] - median) <= RESUME_TOLERANCE * median for i in idx
+        )
+
+    def bridge(k: int, step: int) -> int | None:
+        """Slab where the shaft resumes after a thin/empty stretch beyond k, or None."""
+        for j in range(2, max_gap + 1):
+            i = k + j * step
+            if not 0 <= i < len(width) or width[k + (j - 1) * step] > high:
+                return None  # past the mask, or a blob: never bridged
+            if steady(i, step):
+                return i
+        return None
+
     mid = int(np.round(np.average(np.arange(len(width)), weights=width)))
     if not ok(mid):  # start from the nearest slab that looks like shaft
         candidates = [k for k in range(len(width)) if ok(k)]
@@ -137,6 +166,9 @@ def _shaft_extent(
                 last = k
             elif ok(k + 2 * step):  # a one-slab gap (hole) inside the shaft
                 k += 2 * step
+                last = k
+            elif (resume := bridge(k, step)) is not None:  # the shaft broken by the segmentation
+                k = resume
                 last = k
             else:
                 break
@@ -183,6 +215,23 @@ def measure_femur(
         )
     _, xy, elongation = best
     centre, d, n = _axis(xy)
+    # Pieces on the shaft's axis (a shaft the segmentation broke, or an epiphysis beyond its end)
+    # join the width walk, which keeps what continues the shaft and leaves blobs out.
+    shaft_width = len(xy) / best[0]
+    pieces = [xy]
+    for other in comps:
+        if other is xy or len(other) < 6:
+            continue
+        off = np.abs((other - centre) @ n)
+        along = (other - centre) @ d
+        extent = float(along.max() - along.min() + 1.0)
+        on_axis = float(np.median(off)) <= 0.5 * shaft_width and off.max() <= 1.5 * shaft_width
+        # only a piece of shaft (long and no wider than the shaft), never a round blob
+        if on_axis and extent >= 2 * shaft_width and len(other) / extent <= 1.3 * shaft_width:
+            pieces.append(other)
+    if len(pieces) > 1:
+        xy = np.concatenate(pieces)
+        centre, d, n = _axis(xy)
     t = (xy - centre) @ d
     s = (xy - centre) @ n
     lo, hi, width, slab = _shaft_extent(t, min_width_fraction, max_width_factor)

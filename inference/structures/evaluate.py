@@ -9,7 +9,10 @@ Frames are :func:`inference.structures.data.sample_frame` of seeds ``HELDOUT_SEE
 * ``ac`` / ``fl``: relative error (%) of AC and FL against the generator's truth — mean, median,
   95th percentile, max and the share within 2 % — on frames where the truth is measurable (abdomen
   wholly inside the field of view; femur with both ends visible and the whole diaphysis in plane);
-  AC uses the field of view estimated from the image, as the pipeline does;
+  ``fl_standard``: the femur frames of those that are measurable by the clinical rule too (angle to
+  the horizontal < 45°: a steeper bone lies along the scan lines and shadows its own far part, on
+  the phantom as on a scanner); AC uses the field of view estimated from the image, as the
+  pipeline does;
 * ``criteria``: agreement of met / not met with the generator's truth over assessable criteria
   (those with a generator truth: calipers have none), per criterion and overall, with how many were
   not assessable; head criteria use the shipped head model for the head's outline (as the
@@ -119,6 +122,7 @@ def evaluate(
     fp: dict[str, list[bool]] = defaultdict(list)
     ac_err: list[float] = []
     fl_err: list[float] = []
+    fl_std_err: list[float] = []
     failures: dict[str, int] = defaultdict(int)
     agree: dict[str, list[bool]] = defaultdict(list)
     not_assessable: dict[str, int] = defaultdict(int)
@@ -178,6 +182,8 @@ def evaluate(
             and frame.criteria.get("both_ends_visible")
         ):
             fl_err.append(100.0 * (femur.length_mm / frame.measurements_mm["FL"] - 1.0))
+            if frame.criteria.get("angle_under_45deg"):
+                fl_std_err.append(fl_err[-1])
         # criteria
         for r in quality.results:
             if r.key not in TRUTH:
@@ -207,6 +213,7 @@ def evaluate(
         },
         "ac": _summary(ac_err),
         "fl": _summary(fl_err),
+        "fl_standard": _summary(fl_std_err),
         "measurement_failures": dict(failures),
         "criteria": {
             "agreement": round(agreed / total, 4) if total else None,

@@ -106,6 +106,26 @@ def test_a_small_hole_does_not_cut_the_shaft():
     assert measure_femur(mask).length_px == pytest.approx(120, abs=1.5)
 
 
+@pytest.mark.parametrize("deg", [0, 25, 60])
+def test_a_shaft_broken_in_two_by_the_segmentation_is_measured_whole(deg):
+    centre = (160.0, 150.0)
+    mask = bar(centre, 140, 10, deg) & ~bar(along(centre, deg, 20), 8, 14, deg)  # an 8-px gap
+    result = measure_femur(mask)
+    assert result.length_px == pytest.approx(140, abs=2.0)
+
+
+def test_a_thin_waist_inside_the_shaft_is_bridged():
+    mask = bar((160, 150), 160, 12, 0)
+    mask[:, 150:166] &= bar((160, 150), 160, 2, 0)[:, 150:166]  # 16 px where only 2 px remain
+    assert measure_femur(mask).length_px == pytest.approx(160, abs=2.0)
+
+
+def test_a_thin_spike_beyond_a_gap_is_not_bridged():
+    centre = (160.0, 150.0)
+    mask = bar(centre, 120, 10, 0) | bar(along(centre, 0, 75), 16, 1.2, 0)  # spike 7 px beyond
+    assert measure_femur(mask).length_px == pytest.approx(120, abs=1.5)
+
+
 def test_empty_mask_is_refused():
     with pytest.raises(ValueError, match="empty"):
         measure_femur(np.zeros(SHAPE, bool))
