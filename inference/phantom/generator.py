@@ -602,6 +602,13 @@ def _shaft_radius_px(shaft_px: float) -> float:
     return max(1.5, 0.045 * shaft_px)
 
 
+def femur_length_for_shaft(shaft_mm: float, pixel_mm: float) -> float:
+    """FL truth (mm, tip to tip) of a femur whose straight shaft is ``shaft_mm`` at ``pixel_mm``:
+    pass it as ``fl_mm`` to draw the bone earlier versions drew for ``fl_mm=shaft_mm``."""
+    shaft_px = shaft_mm / pixel_mm
+    return (shaft_px + 2 * _shaft_radius_px(shaft_px)) * pixel_mm
+
+
 def _femur(sc: _Scene, p: dict[str, Any]) -> dict[str, Any]:
     """Femur: the ossified diaphysis drawn as a capsule (a straight shaft with rounded ends).
 

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.phantom.generator import DEFAULT_SHAPE, PhantomFrame, make_frame, ramanujan_perimeter
+from inference.phantom.generator import (
+    DEFAULT_SHAPE,
+    PhantomFrame,
+    femur_length_for_shaft,
+    make_frame,
+    ramanujan_perimeter,
+)
 
 # Fractions of the sweep: (segment, share of frames)
 _LAYOUT = (
@@ -169,7 +175,9 @@ def make_sweep(
             "render": render,
         },
         "femur": {
-            "fl_mm": fl,
+            # the bone drawn as before the FL truth fix (tip to tip, not shaft), so cines look
+            # as the plane classifier's evaluations knew them
+            "fl_mm": femur_length_for_shaft(fl, pixel_mm),
             "angle_deg": float(rng.uniform(-20, 20)),
             "pixel_mm": pixel_mm,
             "epiphysis": False,
