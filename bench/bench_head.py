@@ -1,6 +1,10 @@
 """Head pipeline speed: ms per frame for segmentation + ellipse fit at batch 1 and batch 16.
 
     .venv/bin/python bench/bench_head.py [--data ../shared/data/hc18] [--threads 2] [--repeats 3]
+        [--weights W] [--no-refine]
+
+With the crop model shipped (head_refine.pt) every found head is measured twice: the first pass
+on the whole frame, the second on a crop around its ellipse; --no-refine times the first alone.
 
 Uses real HC18 frames when the data folder is there (else synthetic 800×540 speckle frames), the
 shipped weights, CPU always and CUDA too when present. Prints one line per (device, batch) and a
@@ -63,6 +67,8 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--weights", default=None, help="head weights (default: shipped)")
+    p.add_argument("--no-refine", action="store_true", help="first pass only (skip the crop model)")
     args = p.parse_args()
 
     import torch
@@ -74,7 +80,13 @@ def main() -> int:
     rows = []
     for device in devices:
         for tta in (True, False):
-            predictor = HeadPredictor(device=device, threads=args.threads, flip_tta=tta)
+            predictor = HeadPredictor(
+                args.weights,
+                device=device,
+                threads=args.threads,
+                flip_tta=tta,
+                refine=not args.no_refine,
+            )
             for batch in (1, 16):
                 r = {
                     "device": device,

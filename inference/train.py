@@ -9,6 +9,7 @@ from inference._cli import dispatch
 # Sub-command → "module:function"; each team adds its own line.
 COMMANDS: dict[str, str] = {
     "head": "inference.head.train:main",
+    "head-refine": "inference.head.train_refine:main",
     "planes": "inference.planes.train:main",
     "structures": "inference.structures.train:main",
 }

@@ -242,7 +242,14 @@ def augment(
         m = np.array([[1, 0, 0], [0, -1, h - 1]], np.float64) @ np.vstack([m, [0, 0, 1]])
     img = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0).astype(np.float32)
     tgt = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0).astype(np.float32)
-    img /= 255.0
+    return augment_intensity(img, rng), tgt / 255.0
+
+
+def augment_intensity(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The intensity part of :func:`augment` on a float (H, W) image 0..255: speckle, blur,
+    gamma, gain and offset, noise. Returns float32 0..255."""
+    h, w = image.shape
+    img = image.astype(np.float32) / 255.0
     if rng.random() < 0.7:  # multiplicative speckle, spatially correlated like real speckle
         noise = rng.standard_normal((h, w)).astype(np.float32)
         noise = cv2.GaussianBlur(noise, (0, 0), rng.uniform(0.5, 1.5))
@@ -254,8 +261,7 @@ def augment(
     img = img * rng.uniform(0.6, 1.5) + rng.uniform(-0.08, 0.08)  # gain and offset
     if rng.random() < 0.3:
         img += rng.normal(0, rng.uniform(0.01, 0.04), img.shape).astype(np.float32)
-    img = np.clip(img, 0.0, 1.0) * 255.0
-    return img, tgt / 255.0
+    return np.clip(img, 0.0, 1.0) * 255.0
 
 
 def save_split(

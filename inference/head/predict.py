@@ -19,7 +19,7 @@ import hashlib
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +36,24 @@ from inference.geometry import (
     sampson_distance,
 )
 from inference.head.data import NET_SHAPE, letterbox, standardise
+from inference.head.refine import CROP_MARGIN, CropWindow, crop_window, cut, to_frame
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "head_unet.pt"
+REFINE_WEIGHTS_NAME = "head_refine.pt"  # the crop model, beside the first one
 MIN_SIDE_PX = 32
 BPD_CONVENTION = "outer-to-outer"
 HC_METHOD = "Ramanujan perimeter of the ellipse fitted to the outer skull boundary"
 
-# Post-processing thresholds, in network pixels unless stated.
+# Post-processing thresholds, in pixels of a 240-px-wide network grid unless stated (scaled to
+# the model's own grid, so a model trained at 384 px width uses the same distances in the image).
+REFERENCE_NET_WIDTH = 240
 PROB_THRESHOLD = 0.5
 MIN_AREA_FRACTION = 0.004  # skull region must cover ≥ 0.4 % of the network image
 FIT_THRESHOLD_PX = 1.0  # boundary points farther than this from the ellipse are outliers
 EDGE_MARGIN_PX = 2  # boundary points this close to the field-of-view edge are not skull
+# The crop model sees the head several times larger, so its outline's pixel noise is larger in
+# grid pixels: a tighter threshold fits only part of it (chosen on training subjects, model card).
+REFINE_FIT_THRESHOLD_PX = 2.0
 MIN_AXIS_RATIO = 0.45  # b/a below this is not a head section
 MIN_CONFIDENCE = 0.5
 UPSAMPLE = 4  # boundary extracted on a 4× finer probability map → sub-pixel contour
@@ -204,8 +211,11 @@ def postprocess(
     boxed: NDArray[np.uint8],
     scale: float,
     shape: tuple[int, int],
+    fit_threshold_px: float = FIT_THRESHOLD_PX,
 ) -> tuple[Ellipse | None, dict[str, float], str | None, NDArray[np.uint8] | None]:
     """Skull probability (network grid) → outer ellipse in original pixels.
+
+    ``fit_threshold_px``: outlier distance of the robust fit, in pixels of a 240-px-wide grid.
 
     Returns (ellipse or None, quality dict, reason when None, skull region on the network grid).
     """
@@ -228,23 +238,23 @@ def postprocess(
     cv2.drawContours(region, contours, -1, 1, thickness=-1)  # fill holes
     quality["mean_probability"] = float(prob[region > 0].mean())
     pts = subpixel_boundary(prob, region)
+    grid = prob.shape[1] / REFERENCE_NET_WIDTH
+    fit_threshold, edge_margin = fit_threshold_px * grid, max(1, round(EDGE_MARGIN_PX * grid))
     fov = field_of_view(boxed, scale, shape)
-    inner = cv2.erode(fov, np.ones((2 * EDGE_MARGIN_PX + 1,) * 2, np.uint8))
+    inner = cv2.erode(fov, np.ones((2 * edge_margin + 1,) * 2, np.uint8))
     xi = np.clip(np.round(pts[:, 0]).astype(int), 0, prob.shape[1] - 1)
     yi = np.clip(np.round(pts[:, 1]).astype(int), 0, prob.shape[0] - 1)
     keep = inner[yi, xi] > 0
     if keep.sum() < 30 or keep.mean() < 0.25:
         return None, quality, "too little of the skull outline lies inside the image", region
     try:
-        fit = fit_ellipse_robust(pts[keep], threshold=FIT_THRESHOLD_PX, min_inlier_fraction=0.4)
+        fit = fit_ellipse_robust(pts[keep], threshold=fit_threshold, min_inlier_fraction=0.4)
     except ValueError as exc:
         return None, quality, f"no ellipse fits the skull outline ({exc})", region
     e = fit.ellipse
     # support for the confidence: share of the visible outline within 2 fit thresholds of the
     # ellipse (the tight threshold picks the points to fit; this one measures disagreement)
-    quality["inlier_fraction"] = float(
-        (sampson_distance(e, pts[keep]) < 2 * FIT_THRESHOLD_PX).mean()
-    )
+    quality["inlier_fraction"] = float((sampson_distance(e, pts[keep]) < 2 * fit_threshold).mean())
     fitted = rasterize_ellipse(prob.shape, e) & (fov > 0)
     seg = region > 0
     union = int((fitted | seg).sum())
@@ -299,6 +309,7 @@ class HeadPredictor:
         threads: int | None = None,
         batch_size: int = 16,
         flip_tta: bool = True,
+        refine: bool = True,
     ) -> None:
         import torch
 
@@ -318,6 +329,21 @@ class HeadPredictor:
         self.meta: dict[str, Any] = dict(blob.get("meta", {}))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.version = f"head-unet-b{blob['config'].get('base')}-{digest}"
+        # the second look on a crop around the first ellipse (inference/head/refine.py), when its
+        # weights lie beside the first model's and ``refine`` is not switched off
+        self.refine_model = None
+        refine_path = path.with_name(REFINE_WEIGHTS_NAME)
+        if refine and refine_path.is_file():
+            rblob = torch.load(refine_path, map_location="cpu", weights_only=True)
+            self.refine_model = build_model(rblob["config"])
+            self.refine_model.load_state_dict(
+                {k: v.float() for k, v in rblob["state_dict"].items()}
+            )
+            self.refine_model.eval().to(self.device)
+            self.refine_shape: tuple[int, int] = tuple(rblob.get("net_shape", NET_SHAPE))  # type: ignore[assignment]
+            self.crop_margin = float(rblob.get("crop_margin", CROP_MARGIN))
+            rdigest = hashlib.sha256(refine_path.read_bytes()).hexdigest()[:12]
+            self.version += f"+refine-{rdigest}"
         self.batch_size = max(1, int(batch_size))
         # average with the left-right mirrored frame (2× network time; on held-out HC18 it
         # lowered the HC error, see the model card)
@@ -325,19 +351,23 @@ class HeadPredictor:
         self._torch = torch
         self._lock = threading.Lock()
 
-    def probabilities(self, inputs: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Network skull probability for standardised inputs (N, H, W) → (N, H, W) in 0..1."""
+    def probabilities(
+        self, inputs: NDArray[np.float32], *, refine: bool = False
+    ) -> NDArray[np.float32]:
+        """Network skull probability for standardised inputs (N, H, W) → (N, H, W) in 0..1
+        (``refine``: the crop model's)."""
         torch = self._torch
+        model = self.refine_model if refine else self.model
         out = []
         with self._lock, torch.inference_mode():
             for i in range(0, len(inputs), self.batch_size):
                 x = torch.from_numpy(np.ascontiguousarray(inputs[i : i + self.batch_size]))
                 x = x[:, None].to(self.device)
-                prob = torch.sigmoid(self.model(x))
+                prob = torch.sigmoid(model(x))
                 if self.flip_tta:
-                    prob = (prob + torch.sigmoid(self.model(x.flip(-1))).flip(-1)) / 2
+                    prob = (prob + torch.sigmoid(model(x.flip(-1))).flip(-1)) / 2
                 out.append(prob[:, 0].float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, *self.net_shape), np.float32)
+        return np.concatenate(out) if out else np.zeros((0, *inputs.shape[1:]), np.float32)
 
     def predict_batch(
         self,
@@ -381,11 +411,58 @@ class HeadPredictor:
         probs = self.probabilities(np.stack(inputs)) if inputs else []
         for i, prob, (boxed, s, shape) in zip(todo, probs, boxes, strict=True):
             results[i] = self._finish(prob, boxed, s, shape, sizes[i], return_masks)
+        if self.refine_model is not None:
+            self._refine(frames, results, sizes, return_masks)
         return [r for r in results if r is not None]
 
-    def _finish(self, prob, boxed, s, shape, size, return_masks) -> HeadMeasurement:
+    def _refine(
+        self,
+        frames: list[Any],
+        results: list[HeadMeasurement | None],
+        sizes: list[float | None],
+        return_masks: bool,
+    ) -> None:
+        """Second look at every found head on a crop around its ellipse; a crop result replaces
+        the first one when it finds the head too (else the first stands)."""
+        aspect = self.refine_shape[1] / self.refine_shape[0]
+        todo, inputs, crops = [], [], []
+        for i, r in enumerate(results):
+            if r is None or not r.found or r.ellipse is None:
+                continue
+            gray = to_gray_frame(frames[i])
+            window = crop_window(r.ellipse, aspect, self.crop_margin)
+            if window.covers(gray.shape):
+                continue  # the crop would be the whole frame again
+            x, boxed, s = preprocess(cut(gray, window), self.refine_shape)
+            todo.append(i)
+            inputs.append(x)
+            crops.append((window, boxed, s, gray.shape))
+        if not inputs:
+            return
+        probs = self.probabilities(np.stack(inputs), refine=True)
+        for i, prob, (window, boxed, s, frame_shape) in zip(todo, probs, crops, strict=True):
+            local = self._finish(
+                prob,
+                boxed,
+                s,
+                (window.height, window.width),
+                sizes[i],
+                return_masks,
+                REFINE_FIT_THRESHOLD_PX,
+            )
+            if not local.found or local.ellipse is None:
+                continue
+            ellipse = to_frame(local.ellipse, window)
+            mask = None
+            if return_masks and local.mask is not None:
+                mask = cut(local.mask.astype(np.float32), _inverse(window, frame_shape)) > 0.5
+            results[i] = replace(local, ellipse=ellipse, **measure(ellipse, sizes[i]), mask=mask)
+
+    def _finish(
+        self, prob, boxed, s, shape, size, return_masks, fit_threshold_px=FIT_THRESHOLD_PX
+    ) -> HeadMeasurement:
         try:
-            ellipse, q, reason, region = postprocess(prob, boxed, s, shape)
+            ellipse, q, reason, region = postprocess(prob, boxed, s, shape, fit_threshold_px)
         except Exception as exc:  # keep one odd frame from failing a batch; say what happened
             return no_head(
                 f"post-processing failed: {type(exc).__name__}: {exc}",
@@ -405,6 +482,11 @@ class HeadPredictor:
         if ellipse is None:
             return no_head(reason or "no head found", **common)
         return HeadMeasurement(found=True, ellipse=ellipse, **measure(ellipse, size), **common)
+
+
+def _inverse(window: CropWindow, frame_shape: tuple[int, int]) -> CropWindow:
+    """The frame as a window of the crop (to paste a crop-sized array back into the frame)."""
+    return CropWindow(-window.x0, -window.y0, frame_shape[1], frame_shape[0])
 
 
 def _region_to_original(

@@ -205,3 +205,62 @@ def test_training_command_runs_one_resumable_step(hc18_dir: Path, tmp_path: Path
     )
     assert "resumed after epoch 0" in again.stdout and '"epoch": 1' in again.stdout
     assert '"done": true' in again.stdout
+
+
+def test_the_crop_model_takes_a_second_look_and_can_be_switched_off(
+    hc18_dir: Path, head_predictor
+) -> None:
+    from inference.head.predict import HeadPredictor
+
+    if head_predictor.refine_model is None:
+        pytest.skip("no head_refine.pt shipped beside head_unet.pt")
+    first_only = HeadPredictor(WEIGHTS, device="cpu", threads=1, refine=False)
+    assert first_only.version + "+refine-" in head_predictor.version
+    smallest = held_out_items(hc18_dir, 1)[0]  # 20th centile of HC: the crop matters for small heads
+    frame = read_gray(smallest.image_path)
+    two = head_predictor.predict_batch([frame], smallest.pixel_size_mm, return_masks=True)[0]
+    one = first_only.predict_batch([frame], smallest.pixel_size_mm)[0]
+    assert one.found and two.found
+    assert two.ellipse != one.ellipse  # the second look moved the outline
+    assert two.hc_mm == pytest.approx(one.hc_mm, rel=0.05)
+    # the crop's mask is pasted back at the frame's size, on the head
+    assert two.mask.shape == frame.shape
+    cy, cx = round(two.ellipse.cy), round(two.ellipse.cx)
+    assert two.mask[cy, cx] and not two.mask[0, 0]
+
+
+def test_crop_model_training_command_runs_an_epoch(hc18_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    data = _mini_hc18(hc18_dir, tmp_path / "hc18", held_out_items(hc18_dir, 12))
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "inference.train",
+            "head-refine",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "w"),
+            "--checkpoints",
+            str(tmp_path / "ck"),
+            "--init-from",
+            str(WEIGHTS),
+            "--epochs",
+            "1",
+            "--batch",
+            "4",
+            "--threads",
+            "1",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert '"epoch": 0' in run.stdout and '"done": true' in run.stdout
+    blob = torch.load(tmp_path / "w" / "head_refine.pt", weights_only=True)
+    assert blob["crop_margin"] == 1.4 and blob["meta"]["stage"] == "refine"
+    assert (tmp_path / "ck" / "last.pt").is_file()
