@@ -15,8 +15,10 @@ appear as (a) separate roundish blobs, (b) a blob fused to one end, wider than t
    shaft width (a thin specular spike is excluded) or exceeds ``max_width_factor`` × the median
    (a fused epiphysis/trochanter blob is excluded), tolerating one-slab gaps (holes in the mask).
    A longer thin or empty stretch (a segmentation that breaks the shaft, up to ``MAX_GAP_FRACTION``
-   of its extent) is bridged only when shaft resumes beyond it: at least two shaft widths of slabs
-   whose width stays within ``RESUME_TOLERANCE`` of the median — never a round blob. Other
+   of its extent, thin or wide) is bridged only when shaft resumes beyond it: at least two shaft
+   widths of slabs whose width stays within ``RESUME_TOLERANCE`` of the median — never into a round
+   blob, after which no steady shaft follows. Each end then keeps its tapering cap (slabs of
+   falling width ≥ ``TIP_MIN_FRACTION`` of the shaft's, at most one shaft width long). Other
    pieces of shaft lying on its axis (at least two shaft widths long, no wider than it) take part in
    this walk, so a shaft the segmentation broke in two is measured whole; a separate round
    epiphysis never does.
@@ -142,11 +144,11 @@ def _shaft_extent(
         )
 
     def bridge(k: int, step: int) -> int | None:
-        """Slab where the shaft resumes after a thin/empty stretch beyond k, or None."""
+        """Slab where steady shaft resumes after an irregular stretch beyond k, or None."""
         for j in range(2, max_gap + 1):
             i = k + j * step
-            if not 0 <= i < len(width) or width[k + (j - 1) * step] > high:
-                return None  # past the mask, or a blob: never bridged
+            if not 0 <= i < len(width):
+                return None  # past the mask: nothing resumes
             if steady(i, step):
                 return i
         return None
@@ -174,6 +176,30 @@ def _shaft_extent(
                 break
         ends.append(last)
     return ends[0], ends[1], median, slab
+
+
+TIP_MIN_FRACTION = 0.25
+"""A tapering end cap is kept while its slabs are at least this fraction of the shaft's width."""
+
+
+def _with_tips(raw: NDArray, lo: int, hi: int, median: float) -> tuple[int, int]:
+    """Shaft slab range (lo, hi) extended over each end's tapering cap: slabs whose width keeps
+    falling (never growing: a blob) and stays ≥ ``TIP_MIN_FRACTION`` of the shaft (a thin specular
+    spike is not a cap), for at most one shaft width. The width walk stops where the cap narrows
+    below ``min_width_fraction``; without this the rounded ends would be cut short."""
+    out = []
+    for end, step in ((lo, -1), (hi, 1)):
+        k, prev = end, float(raw[end])
+        for i in range(1, math.ceil(median) + 1):
+            j = end + i * step
+            if not 0 <= j < len(raw):
+                break
+            w = float(raw[j])
+            if w < TIP_MIN_FRACTION * median or w > prev + 1:
+                break
+            k, prev = j, w
+        out.append(k)
+    return out[0], out[1]
 
 
 def measure_femur(
@@ -235,6 +261,7 @@ def measure_femur(
     t = (xy - centre) @ d
     s = (xy - centre) @ n
     lo, hi, width, slab = _shaft_extent(t, min_width_fraction, max_width_factor)
+    lo, hi = _with_tips(np.bincount(slab), lo, hi, width)
     keep = (slab >= lo) & (slab <= hi)
     t_keep, s_keep, slab_keep = t[keep], s[keep], slab[keep]
     points = []

@@ -147,6 +147,17 @@ def _judge(
             thresholds=t,
         )
     if crit.kind == "symmetry":
+        if (
+            fov is not None
+            and ev.structure_mask is not None
+            and touches_fov_edge(ev.structure_mask, fov, within_px=t.edge_margin_px) > 0
+        ):
+            return CriterionResult(
+                key,
+                Verdict.NOT_ASSESSABLE,
+                {"fov_source": fov_source},
+                "section cut by the field-of-view edge: one side of a pair may be hidden",
+            )
         if plane == "head":
             if ev.midline is not None:
                 return midline_symmetry(key, ev.ellipse, ev.midline, thresholds=t)

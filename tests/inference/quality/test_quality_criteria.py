@@ -181,6 +181,45 @@ def test_pair_about_a_spine_axis():
     assert paired_symmetry("k", body, one_side, structure="ribs", axis_point=spine).verdict is NA
 
 
+def test_ribs_allow_more_centroid_wander_than_the_thalami():
+    body = Ellipse(200, 150, 80, 75, 0.0)
+    spine = (200.0, 210.0)
+    # one rib 15 px (0.2 b) higher than its mirror image: thin arcs' centroids wander that much
+    ribs = disc((300, 400), (140, 170), 6) | disc((300, 400), (260, 155), 6)
+    rib = paired_symmetry("k", body, ribs, structure="ribs", axis_point=spine)
+    assert rib.verdict is MET and rib.evidence["mismatch_limit_rel_b"] == 0.30
+    assert rib.evidence["mirror_mismatch_rel_b"] == pytest.approx(0.2, abs=0.01)
+    same = paired_symmetry("k", body, ribs, structure="thalami", axis_point=spine)
+    assert same.verdict is NOT_MET  # the thalami's limit is 0.10 b
+
+
+def test_symmetry_of_a_section_cut_by_the_field_of_view_is_not_assessable():
+    from inference.quality import PlaneEvidence, assess_plane
+
+    shape = (300, 400)
+    body = Ellipse(200, 150, 80, 75, 0.0)
+    ribs = disc(shape, (140, 170), 6) | disc(shape, (260, 170), 6)
+    spine = disc(shape, (200, 210), 5)
+    fov = np.zeros(shape, bool)
+    fov[:, :250] = True  # the sector's edge cuts the abdomen's right side
+    evidence = PlaneEvidence(
+        fov=fov,
+        structure_mask=rasterize_ellipse(shape, body) > 0,
+        ellipse=body,
+        masks={"ribs": ribs, "spine": spine},
+    )
+    result = assess_plane("abdomen", evidence).result("abdomen.symmetric")
+    assert result.verdict is NA
+    assert result.rationale.startswith("section cut by the field-of-view edge")
+    whole = PlaneEvidence(
+        fov=np.ones(shape, bool),
+        structure_mask=rasterize_ellipse(shape, body) > 0,
+        ellipse=body,
+        masks={"ribs": ribs, "spine": spine},
+    )
+    assert assess_plane("abdomen", whole).result("abdomen.symmetric").verdict is MET
+
+
 # --- calipers ----------------------------------------------------------------------------------
 def test_ellipse_on_the_outer_border_is_correct_and_inner_border_is_not():
     shape = (300, 400)
