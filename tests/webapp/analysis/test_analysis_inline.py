@@ -403,3 +403,60 @@ def test_sweep_requeues_received_queued_and_stalled_exams_once_each(
     finally:
         with app.connection_for_write() as connection:
             connection.default_channel.queue_purge(queue)
+
+
+def test_shipped_models_store_ac_apad_tad_and_fl_with_masks_and_the_validation_mark(
+    tmp_path, monkeypatch
+) -> None:
+    """One abdomen and one femur phantom image analysed with the shipped plane classifier and
+    structure model: AC / APAD / TAD and FL stored in mm (calibration from the DICOM regions),
+    their masks, the structure model's version, and "not validated on real images"."""
+    from inference.phantom.dicom import ExamIds, phantom_uid, write_us_image
+    from inference.phantom.generator import make_frame
+    from webapp.analysis import runtime
+    from webapp.analysis.models import MeasurementFinding, SegmentationFinding
+    from webapp.exams import services as exams
+
+    monkeypatch.delenv("SONOREVIEW_PLANES_WEIGHTS", raising=False)
+    monkeypatch.delenv("SONOREVIEW_STRUCTURES_WEIGHTS", raising=False)
+    missing = [str(p) for p in runtime.weights_paths().values() if not p.exists()]
+    if missing:
+        pytest.skip(f"the shipped weights are not there: {', '.join(missing)}")
+    frames = {
+        "abdomen_ac": make_frame("fetal_abdomen", seed=7301, fill=0.42, shape=(360, 480)),
+        "femur_fl": make_frame(
+            "fetal_femur", seed=7302, angle_deg=12.0, fill=0.45, epiphysis=False, shape=(360, 480)
+        ),
+    }
+    ids = ExamIds.for_exam(7300, 1, "analysis AC and FL")
+    study_id = None
+    for i, f in enumerate(frames.values(), start=1):
+        path = write_us_image(
+            tmp_path / f"IMG{i}.dcm", f.image, fov=f.fov, pixel_mm=f.pixel_mm, ids=ids,
+            series_uid=phantom_uid(7300, 1, "series", 1), sop_uid=phantom_uid(7300, 1, "sop", i),
+            instance_number=i,
+        )  # fmt: skip
+        result = exams.ingest_file(source=path, file_name=path.name, route="upload", queue=False)
+        assert result.ok, result.reason
+        study_id = result.study_id
+    run = services.request_analysis(study_id=study_id, trigger="test", dispatch=False)
+    run = services.run_inline(run_id=run.pk)
+    assert run.status == RunStatus.DONE, run.error
+    rows = {m.kind: m for m in MeasurementFinding.objects.filter(run=run)}
+    assert {"AC", "APAD", "TAD", "FL"} <= set(rows)
+    assert rows["AC"].value_mm == pytest.approx(
+        frames["abdomen_ac"].measurements_mm["AC"], rel=0.03
+    )
+    assert rows["FL"].value_mm == pytest.approx(frames["femur_fl"].measurements_mm["FL"], rel=0.03)
+    for kind in ("AC", "APAD", "TAD", "FL"):
+        assert rows[kind].model_version.name == "structures-unet"
+        assert "not validated on real images" in rows[kind].method
+        assert rows[kind].view_key == ("femur_fl" if kind == "FL" else "abdomen_ac")
+    structures = set(
+        SegmentationFinding.objects.filter(run=run).values_list("structure", flat=True)
+    )
+    assert {"abdomen", "stomach", "spine", "femur"} <= structures
+    stomach = QualityFinding.objects.get(run=run, criterion_key="abdomen.stomach_visible")
+    assert stomach.verdict == "met" and stomach.model_version.name == "structures-unet"
+    assert run.notes["structures"]["abdomen_ac"]["validation"] == "not validated on real images"
+    assert "abdomen-segmentation" not in run.notes["models_unavailable"]
