@@ -19,6 +19,11 @@ import numpy as np
 from inference.phantom.sweep import make_sweep
 from inference.planes import cine
 
+# Sweep seeds: evaluation from 5000 (the model card's figures), threshold tuning from 6000. Both
+# ranges are reserved (inference.planes.train.RESERVED_SWEEP_SEEDS): no training frame uses them.
+EVAL_FIRST_SEED = 5000
+TUNE_FIRST_SEED = 6000
+
 VIEWS = (
     "head_trans_thalamic",
     "head_trans_ventricular",
@@ -35,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweeps", type=int, default=10)
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument(
-        "--first-seed", type=int, default=5000, help="sweep seeds (not used in training)"
+        "--first-seed",
+        type=int,
+        default=EVAL_FIRST_SEED,
+        help="first sweep seed (5000: evaluation, 6000: tuning; neither used in training)",
     )
     ap.add_argument("--weights", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=1)

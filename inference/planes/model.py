@@ -110,7 +110,7 @@ class PlanePrediction:
         return out
 
 
-def save_weights(model: PlaneNet, path: Path, meta: dict) -> None:
+def save_weights(model: PlaneNet, path: Path, meta: dict, input_size: int = INPUT_SIZE) -> None:
     """Weights plus the metadata needed to use them (class order, input size, training facts)."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     payload = {
@@ -118,7 +118,7 @@ def save_weights(model: PlaneNet, path: Path, meta: dict) -> None:
         "meta": {
             "planes": list(taxonomy.PLANE_KEYS),
             "brain_planes": list(taxonomy.BRAIN_PLANE_KEYS),
-            "input_size": INPUT_SIZE,
+            "input_size": int(input_size),
             **meta,
         },
     }

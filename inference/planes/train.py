@@ -61,17 +61,50 @@ def load_prepared(samples: list[Sample], size: int = INPUT_SIZE) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def phantom_set(n_per_class: int, seed: int, size: int = INPUT_SIZE):
-    """Phantom frames with varied quality: (x (N,S,S) uint8, soft plane targets (N,6), brain (N,))."""
+# Phantom sweep seeds kept for measuring and tuning best-frame choice (inference.planes.
+# evaluate_cine: evaluation sweeps from 5000, threshold tuning from 6000): no training frame may
+# share a seed with them. A sweep of seed s draws its frames with seeds s * 100_003 + i and its
+# probe (sector, style) with seed s.
+RESERVED_SWEEP_SEEDS = range(5000, 7000)
+SWEEP_FRAME_SEED_STRIDE = 100_003
+MAX_SWEEP_FRAMES = 400
+# Training sweeps: seeds from here (disjoint from RESERVED_SWEEP_SEEDS).
+TRAIN_SWEEP_FIRST_SEED = 20_000
+
+
+def is_reserved_seed(frame_seed: int) -> bool:
+    """True when ``frame_seed`` is a probe or frame seed of a reserved (evaluation/tuning) sweep."""
+    r = RESERVED_SWEEP_SEEDS
+    if frame_seed in r:
+        return True
+    first = r.start * SWEEP_FRAME_SEED_STRIDE
+    last = (r.stop - 1) * SWEEP_FRAME_SEED_STRIDE + MAX_SWEEP_FRAMES
+    if not first <= frame_seed <= last:
+        return False
+    return frame_seed % SWEEP_FRAME_SEED_STRIDE < MAX_SWEEP_FRAMES
+
+
+def _training_seed(rng: np.random.Generator) -> int:
+    """A random phantom frame seed that no reserved evaluation/tuning sweep uses."""
+    while True:
+        s = int(rng.integers(0, 2**31 - 1))
+        if not is_reserved_seed(s):
+            return s
+
+
+def phantom_set(n_per_class: int, seed: int, size: int = INPUT_SIZE, brain_factor: int = 2):
+    """Phantom frames with varied quality: (x (N,S,S) uint8, soft plane targets (N,6), brain (N,)).
+
+    ``brain_factor`` × ``n_per_class`` brain frames (they also teach the four sub-planes).
+    """
     from inference.phantom.generator import make_frame
 
     rng = np.random.default_rng([seed, 99])
     xs, ys, bs = [], [], []
     shapes = [(256, 320), (288, 384), (240, 320)]
     for plane in taxonomy.PLANE_KEYS:
-        # twice the brain frames: they also teach the four sub-planes
-        for _i in range(n_per_class * (2 if plane == "fetal_brain" else 1)):
-            fseed = int(rng.integers(0, 2**31 - 1))
+        for _i in range(n_per_class * (brain_factor if plane == "fetal_brain" else 1)):
+            fseed = _training_seed(rng)
             shape = shapes[int(rng.integers(len(shapes)))]
             kw: dict = {"seed": fseed, "shape": shape}
             soft = False
@@ -139,6 +172,51 @@ def phantom_set(n_per_class: int, seed: int, size: int = INPUT_SIZE):
     return np.stack(xs), np.stack(ys), np.array(bs, np.int64)
 
 
+def training_sweep_seeds(n_sweeps: int, seed: int) -> list[int]:
+    """Seeds of the phantom sweeps a training run of ``seed`` uses (never a reserved seed)."""
+    first = TRAIN_SWEEP_FIRST_SEED + 1000 * seed
+    out = list(range(first, first + n_sweeps))
+    if any(s in RESERVED_SWEEP_SEEDS for s in out):
+        raise ValueError(f"training sweep seeds {out[0]}..{out[-1]} overlap reserved seeds")
+    return out
+
+
+def phantom_sweep_set(n_sweeps: int, seed: int, size: int = INPUT_SIZE):
+    """Every frame of ``n_sweeps`` phantom cine sweeps (inference.phantom.sweep), as training data.
+
+    Returns (x (N,S,S) uint8, soft plane targets (N,6), brain sub-plane (N,) or -1). Sweeps show
+    the transitions single frames lack (sections between the standard planes, off-axis heads);
+    fetal abdomen and femur frames that are not the optimal plane of their view get half "Other",
+    as in ``phantom_set``. Seeds: ``training_sweep_seeds`` (disjoint from the evaluation sweeps).
+    """
+    from inference.phantom.sweep import make_sweep
+    from inference.planes.preprocess import prepare_cine
+
+    rng = np.random.default_rng([seed, 98])
+    shapes = [(256, 320), (288, 384), (240, 320)]
+    xs, ys, bs = [], [], []
+    for sweep_seed in training_sweep_seeds(n_sweeps, seed):
+        n_frames = int(rng.integers(120, 200))
+        shape = shapes[int(rng.integers(len(shapes)))]
+        sw = make_sweep(seed=sweep_seed, n_frames=n_frames, shape=shape)
+        frames = sw.frames
+        if rng.random() < 0.6:  # scanner-like smoothing of speckle, one setting per cine
+            sigma = float(rng.uniform(0.6, 1.8))
+            frames = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in frames])
+        xs.append(prepare_cine(frames, size))
+        for (plane, sub), vq in zip(sw.labels, sw.view_quality, strict=True):
+            y = np.zeros(N_PLANES, np.float32)
+            k = taxonomy.PLANE_KEYS.index(plane)
+            weak = plane in {"fetal_abdomen", "fetal_femur"} and "optimal" not in vq.values()
+            if weak:
+                y[k], y[OTHER] = 0.5, 0.5
+            else:
+                y[k] = 1.0
+            ys.append(y)
+            bs.append(taxonomy.BRAIN_PLANE_KEYS.index(sub) if sub else -1)
+    return np.concatenate(xs), np.stack(ys), np.array(bs, np.int64)
+
+
 # ---------------------------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------------------------
@@ -186,13 +264,17 @@ def train_model(
     max_minutes: float | None = None,
     brain_boost: float = 1.5,
     init: Path | None = None,
+    is_real: np.ndarray | None = None,
+    real_share: float | None = None,
     log=print,
 ):
     """Train PlaneNet with class-balanced sampling; returns the model (eval mode).
 
     ``brain_weight`` (N,) weighs each sample's sub-plane loss (default 1): HC18's many
     trans-thalamic images are down-weighted so that the sub-plane head cannot learn "HC18-looking
-    means trans-thalamic" from them alone.
+    means trans-thalamic" from them alone. ``real_share`` (with ``is_real`` (N,) bool): within each
+    class that has both real and phantom samples, the real ones get this share of the draws
+    (default: in proportion to their number), so many phantom frames cannot crowd out real ones.
     """
     import torch
     import torch.nn.functional as F
@@ -211,6 +293,13 @@ def train_model(
     hard = y_soft.argmax(1)
     counts = np.bincount(hard, minlength=N_PLANES).astype(np.float64)
     w = 1.0 / np.maximum(counts[hard], 1)
+    if real_share is not None and is_real is not None:
+        for c in range(N_PLANES):
+            in_c = hard == c
+            real_c, synth_c = in_c & is_real, in_c & ~is_real
+            if real_c.any() and synth_c.any():
+                w[real_c] = real_share / real_c.sum()  # each class still sums to 1
+                w[synth_c] = (1 - real_share) / synth_c.sum()
     w[hard == taxonomy.PLANE_KEYS.index("fetal_brain")] *= brain_boost  # brain feeds two heads
     w /= w.sum()
     if brain_weight is None:
@@ -321,8 +410,40 @@ def main(argv: list[str]) -> int:
     ap.add_argument(
         "--brain-boost", type=float, default=1.5, help="sampling weight of brain images"
     )
+    ap.add_argument(
+        "--phantom-brain-factor",
+        type=int,
+        default=2,
+        help="phantom brain frames per class count (they also teach the sub-planes)",
+    )
+    ap.add_argument(
+        "--phantom-sweeps",
+        type=int,
+        default=0,
+        help="also train on every frame of N phantom cine sweeps (seeds from 20000, never the "
+        "evaluation sweeps' 5000-6999)",
+    )
+    ap.add_argument(
+        "--real-share",
+        type=float,
+        default=None,
+        help="share of a class's draws given to its real images when it also has phantom frames",
+    )
     ap.add_argument("--init", type=Path, default=None, help="start from these weights (fine-tune)")
     ap.add_argument("--held-out", type=float, default=0.25, help="fraction of subjects held out")
+    ap.add_argument(
+        "--input-size",
+        type=int,
+        default=INPUT_SIZE,
+        help="classifier input side in pixels (the network is fully convolutional: --init "
+        "weights of another size can be fine-tuned)",
+    )
+    ap.add_argument(
+        "--version",
+        default=None,
+        help="model version name stored with the weights (default: "
+        "planenet-w24-seed<seed>-<date>); a new version must get a new name",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument(
         "--max-minutes", type=float, default=None, help="stop early to respect a time budget"
@@ -354,7 +475,7 @@ def main(argv: list[str]) -> int:
             log(f"FETAL_PLANES_DB: {len(fp_train)} train rows, {len(fpdb_test)} test rows")
         test_s = dedupe_copies(test_s)
         t0 = time.perf_counter()
-        x_real = load_prepared(train_s)
+        x_real = load_prepared(train_s, args.input_size)
         yp_real, yb_real = labels_arrays(train_s)
         log(f"loaded {len(train_s)} real training images in {time.perf_counter() - t0:.0f} s")
     except (LabelError, ImageReadError, taxonomy.UnknownPlaneError) as exc:
@@ -364,11 +485,29 @@ def main(argv: list[str]) -> int:
     xs, ys, bs = [x_real], [y_soft_real], [yb_real]
     if args.phantom > 0:
         t0 = time.perf_counter()
-        xph, yph, bph = phantom_set(args.phantom, seed=args.seed)
+        xph, yph, bph = phantom_set(
+            args.phantom,
+            seed=args.seed,
+            size=args.input_size,
+            brain_factor=args.phantom_brain_factor,
+        )
         xs.append(xph)
         ys.append(yph)
         bs.append(bph)
         log(f"generated {len(xph)} phantom frames in {time.perf_counter() - t0:.0f} s")
+    n_sweep_frames = 0
+    if args.phantom_sweeps > 0:
+        t0 = time.perf_counter()
+        xsw, ysw, bsw = phantom_sweep_set(args.phantom_sweeps, seed=args.seed, size=args.input_size)
+        xs.append(xsw)
+        ys.append(ysw)
+        bs.append(bsw)
+        n_sweep_frames = len(xsw)
+        log(
+            f"generated {len(xsw)} frames of {args.phantom_sweeps} phantom sweeps "
+            f"(seeds {training_sweep_seeds(args.phantom_sweeps, args.seed)[0]}...) "
+            f"in {time.perf_counter() - t0:.0f} s"
+        )
     x = np.concatenate(xs)
     y = np.concatenate(ys)
     b = np.concatenate(bs)
@@ -391,6 +530,8 @@ def main(argv: list[str]) -> int:
         lr=args.lr,
         brain_boost=args.brain_boost,
         init=args.init,
+        is_real=np.arange(len(x)) < len(train_s),
+        real_share=args.real_share,
         max_minutes=args.max_minutes,
         log=log,
     )
@@ -402,7 +543,7 @@ def main(argv: list[str]) -> int:
     if fpdb_test:
         by_source["fetal_planes_db_test"] = fpdb_test
     for name, ss in sorted(by_source.items()):
-        xp = load_prepared(ss)
+        xp = load_prepared(ss, args.input_size)
         yp, yb = labels_arrays(ss)
         groups[f"real:{name}"] = (xp, yp, yb)
     if by_source:
@@ -414,11 +555,13 @@ def main(argv: list[str]) -> int:
             np.concatenate([groups[f"real:{n}"][2] for n in sorted(by_source)]),
         )
     if args.phantom > 0:
-        xph, yph, bph = phantom_set(max(20, args.phantom // 5), seed=args.seed + 1000)
+        xph, yph, bph = phantom_set(
+            max(20, args.phantom // 5), seed=args.seed + 1000, size=args.input_size
+        )
         groups["phantom:held_out"] = (xph, yph.argmax(1), bph)
     report = held_out_report(model, groups)
     meta = {
-        "version": f"planenet-w24-seed{args.seed}-{time.strftime('%Y%m%d')}",
+        "version": args.version or f"planenet-w24-seed{args.seed}-{time.strftime('%Y%m%d')}",
         "width": 24,
         "seed": args.seed,
         "epochs": args.epochs,
@@ -429,7 +572,9 @@ def main(argv: list[str]) -> int:
                 k: sum(1 for s in train_s if s.source == k)
                 for k in sorted({s.source for s in train_s})
             },
-            "phantom_frames": int(args.phantom * (N_PLANES + 1)),
+            "phantom_frames": int(args.phantom * (N_PLANES - 1 + args.phantom_brain_factor)),
+            "phantom_sweeps": args.phantom_sweeps,
+            "phantom_sweep_frames": n_sweep_frames,
         },
         "held_out_subject_fraction": args.held_out,
         "train_minutes": round((time.perf_counter() - t_start) / 60, 1),
@@ -437,7 +582,7 @@ def main(argv: list[str]) -> int:
     from inference.planes.model import save_weights
 
     args.out.mkdir(parents=True, exist_ok=True)
-    save_weights(model, args.out / "planes_classifier.pt", meta)
+    save_weights(model, args.out / "planes_classifier.pt", meta, input_size=args.input_size)
     metrics = {"meta": meta, "held_out": report}
     (args.out / "planes_classifier.metrics.json").write_text(json.dumps(metrics, indent=1))
     for name, rep in report.items():

@@ -87,3 +87,13 @@ def test_missing_weights_message(tmp_path):
 def test_default_weights_path_is_in_the_package():
     assert DEFAULT_WEIGHTS.name == "planes_classifier.pt"
     assert DEFAULT_WEIGHTS.parent.name == "weights"
+
+
+def test_weights_carry_their_input_size(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "planes96.pt"
+    save_weights(PlaneNet().eval(), path, {"width": 24, "version": "test-96"}, input_size=96)
+    p = Predictor(path)
+    assert p.input_size == 96 and p.meta["version"] == "test-96"
+    frames = np.stack([make_frame("fetal_femur", seed=s, sector_seed=3).image for s in range(2)])
+    assert p.predict_cine(frames).plane_probs.shape == (2, 6)
