@@ -63,24 +63,26 @@ def test_frame_selection_score_rules():
 @pytest.mark.slow
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped plane weights not present")
 def test_shipped_classifier_on_phantom_sweeps():
-    """Measured on phantom sweeps (model card): femur and abdomen chosen well, head not yet.
+    """Measured on phantom sweeps (model card): the head and femur views chosen from their optimal
+    ranges, the abdomen from its optimal range or next to it.
 
-    The issue's target (>= 0.9 over the biometry views) is not met by the shipped weights: the
-    trans-thalamic view scores 0 on phantom sweeps. This test pins what the weights do, so a
-    better model shows up as a change here.
+    The first two of the model card's ten evaluation sweeps (seeds 5000, 5001; training sweeps use
+    seeds from 20000). On seed 5001 the abdomen's best frame is one frame before the optimal range
+    (a sub-optimal high section, 0.6), as in the card's per-view figure of 0.92; no cervix is
+    proposed in sweeps that have none (the earlier weights flagged one in every sweep). Phantom only.
     """
     from inference.planes.model import Predictor
 
     predictor = Predictor()
-    scores: dict[str, list[float]] = {}
-    for seed in (5000, 5001):  # the first sweeps of the model card's measurement
+    views = ("head_trans_thalamic", "abdomen_ac", "femur_fl", "maternal_cervix")
+    measured = {5000: 1.0, 5001: 0.6}  # abdomen score per sweep
+    for seed, abdomen in measured.items():
         sweep = make_sweep(seed=seed, n_frames=150)
         choices = cine.best_frames(
-            predictor.predict_cine(sweep.frames),
-            ("head_trans_thalamic", "abdomen_ac", "femur_fl"),
-            frame_time_ms=sweep.frame_time_ms,
+            predictor.predict_cine(sweep.frames), views, frame_time_ms=sweep.frame_time_ms
         )
-        for view, s in cine.weighted_frame_selection_score(choices, sweep.truth).items():
-            scores.setdefault(view, []).append(s)
-    assert np.mean(scores["femur_fl"]) == 1.0, scores
-    assert np.mean(scores["abdomen_ac"]) >= 0.6, scores
+        scores = cine.weighted_frame_selection_score(choices, sweep.truth)
+        expected = {"head_trans_thalamic": 1.0, "abdomen_ac": abdomen, "femur_fl": 1.0}
+        assert scores == expected | {"maternal_cervix": 1.0}, (seed, choices)
+        assert choices["head_trans_thalamic"].flag == cine.OPTIMAL, choices
+        assert choices["maternal_cervix"].flag == cine.ABSENT, choices
