@@ -2,9 +2,9 @@
 
 A phantom biometry exam is ingested through the exams ingest service and analysed in-process by
 the same services the Celery tasks call; an obstetrician accepts every AI finding and signs. Every
-DICOM object built from that exam passes dciodvfy, and the TID 5000 SR read back holds the head
-measurements the pipeline made, with their LOINC codes in mm. (The shipped models measure the head
-only: there are no abdomen or femur segmentation models yet, so AC and FL are absent here.)
+DICOM object built from that exam passes dciodvfy, and the TID 5000 SR read back holds every
+measurement the pipeline made — HC, BPD, OFD from the head model, AC and FL from the
+phantom-trained structure model — with their LOINC codes in mm, AC and FL near the phantom's truth.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ pytestmark = [
 ]
 
 PLANES = (("fetal_brain", "trans_thalamic"), ("fetal_abdomen", None), ("fetal_femur", None))
-HEAD_LOINC = {"HC": "11984-2", "BPD": "11820-8", "OFD": "11851-3"}
+LOINC = {"HC": "11984-2", "BPD": "11820-8", "OFD": "11851-3", "AC": "11979-2", "FL": "11963-6"}
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +38,7 @@ def shipped_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     (tests/webapp/analysis swaps in an untrained plane network for the whole session)."""
     monkeypatch.delenv("SONOREVIEW_PLANES_WEIGHTS", raising=False)
     monkeypatch.delenv("SONOREVIEW_HEAD_WEIGHTS", raising=False)
+    monkeypatch.delenv("SONOREVIEW_STRUCTURES_WEIGHTS", raising=False)
 
 
 def _pipeline_exam(tmp_path: Path):
@@ -53,9 +54,14 @@ def _pipeline_exam(tmp_path: Path):
         pytest.skip(f"the pipeline's weights are not there: {', '.join(missing)}")
     ids = ExamIds.for_exam(9292, 1, "report pipeline biometry")
     series_uid = phantom_uid(9292, 1, "series", 1)
-    study_id = None
+    study_id, truth = None, {}
     for i, (plane, sub) in enumerate(PLANES, start=1):
-        f = make_frame(plane, brain_plane=sub, seed=9090 + i, shape=(360, 480))
+        seed = 9090 + i
+        f = make_frame(plane, brain_plane=sub, seed=seed, shape=(360, 480))
+        while plane == "fetal_femur" and not all(f.criteria.values()):
+            seed += 100  # a standard femur plane (both ends visible, < 45°): FL is defined
+            f = make_frame(plane, brain_plane=sub, seed=seed, shape=(360, 480))
+        truth.update({k: v for k, v in f.measurements_mm.items() if k in ("AC", "FL")})
         path = write_us_image(
             tmp_path / f"IMG{i:03d}.dcm", f.image, fov=f.fov, pixel_mm=f.pixel_mm, ids=ids,
             series_uid=series_uid, sop_uid=phantom_uid(9292, 1, "sop", i), instance_number=i,
@@ -67,13 +73,13 @@ def _pipeline_exam(tmp_path: Path):
     assert run is not None
     run = analysis.run_inline(run_id=run.pk)
     assert run.status == "done", run.error
-    return Study.objects.get(pk=study_id)
+    return Study.objects.get(pk=study_id), truth
 
 
-def test_reports_of_a_pipeline_analysed_exam_validate_and_carry_its_head_measurements(
+def test_reports_of_a_pipeline_analysed_exam_validate_and_carry_its_measurements(
     tmp_path, make_user, django_capture_on_commit_callbacks
 ) -> None:
-    study = _pipeline_exam(tmp_path)
+    study, truth = _pipeline_exam(tmp_path)
     doctor = make_user("obstetrician", first_name="Paula", last_name="Pipeline")
     decide_all(study, doctor)
     with django_capture_on_commit_callbacks(execute=False):
@@ -92,13 +98,16 @@ def test_reports_of_a_pipeline_analysed_exam_validate_and_carry_its_head_measure
             assert verdict.errors == [], f"{doc}: {verdict.output}"
 
     final = signoff.summary["final_values_mm"]
-    assert set(HEAD_LOINC) <= set(final), final
+    assert set(LOINC) <= set(final), final
     sr = ReportDocument.objects.get(study=study, kind=ReportKind.SR5000, version=1)
     assert validate.dsrdump(Path(sr.file.path)).ok
     nums = readback.numeric_items(pydicom.dcmread(sr.file.path))
-    for kind, loinc in HEAD_LOINC.items():
+    for kind, loinc in LOINC.items():
         (item,) = [n for n in nums if n.code[:2] == ("LN", loinc)]
         assert item.value == pytest.approx(final[kind], abs=0.05)  # signed at 0.1 mm
         assert item.unit == ("UCUM", "mm")
     # The pipeline measured the phantom head (HC 100–400 mm covers any plausible phantom fetus).
     assert 100.0 < final["HC"] < 400.0
+    # AC and FL of the phantom-trained model, against the generator's truth for these frames
+    assert final["AC"] == pytest.approx(truth["AC"], rel=0.03)
+    assert final["FL"] == pytest.approx(truth["FL"], rel=0.05)
