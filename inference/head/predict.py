@@ -431,8 +431,6 @@ class HeadPredictor:
                 continue
             gray = to_gray_frame(frames[i])
             window = crop_window(r.ellipse, aspect, self.crop_margin)
-            if window.covers(gray.shape):
-                continue  # the crop would be the whole frame again
             x, boxed, s = preprocess(cut(gray, window), self.refine_shape)
             todo.append(i)
             inputs.append(x)

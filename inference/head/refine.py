@@ -34,15 +34,6 @@ class CropWindow:
     width: int
     height: int
 
-    def covers(self, shape: tuple[int, int]) -> bool:
-        """True when the window holds the whole frame (a second look would see nothing new)."""
-        return (
-            self.x0 <= 0
-            and self.y0 <= 0
-            and self.x0 + self.width >= shape[1]
-            and self.y0 + self.height >= shape[0]
-        )
-
 
 def crop_window(ellipse: Ellipse, aspect_wh: float, margin: float = CROP_MARGIN) -> CropWindow:
     """The window centred on ``ellipse`` holding its bounding box × ``margin``, widened to the

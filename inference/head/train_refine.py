@@ -55,6 +55,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--resume", action="store_true", help="continue from checkpoints/last.pt")
+    p.add_argument(
+        "--keep",
+        choices=["best", "last"],
+        default="best",
+        help="export the epoch with the best quick validation HC error (selects on the validation "
+        "subjects) or the last epoch (no selection)",
+    )
     return p.parse_args(argv)
 
 
@@ -91,6 +98,23 @@ def sample(
             image, target = image[::-1], target[::-1]
         image = augment_intensity(np.ascontiguousarray(image), rng)
     return np.ascontiguousarray(image), np.ascontiguousarray(target), s
+
+
+def export(model: torch.nn.Module, out_dir: Path, meta: dict) -> Path:
+    """Write ``head_refine.pt``: fp32 state_dict, config, network size, crop margin, metadata."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / WEIGHTS_NAME
+    torch.save(
+        {
+            "config": model.config,
+            "net_shape": list(NET_SHAPE),
+            "crop_margin": CROP_MARGIN,
+            "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "meta": meta,
+        },
+        path,
+    )
+    return path
 
 
 def main(argv: list[str]) -> int:
@@ -168,18 +192,11 @@ def main(argv: list[str]) -> int:
         }
         history.append(rec)
         print(json.dumps(rec), flush=True)
-        if rec["val_hc_mad_mm"] < best:
-            best = rec["val_hc_mad_mm"]
-            out_dir.mkdir(parents=True, exist_ok=True)
-            torch.save(
-                {
-                    "config": model.config,
-                    "net_shape": list(NET_SHAPE),
-                    "crop_margin": CROP_MARGIN,
-                    "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
-                    "meta": {"stage": "refine", **rec, "seed": args.seed, "args": vars(args)},
-                },
-                out_dir / WEIGHTS_NAME,
+        improved = rec["val_hc_mad_mm"] < best
+        best = min(best, rec["val_hc_mad_mm"])
+        if (args.keep == "best" and improved) or (args.keep == "last" and epoch == args.epochs - 1):
+            export(
+                model, out_dir, {"stage": "refine", **rec, "seed": args.seed, "args": vars(args)}
             )
         torch.save(
             {
