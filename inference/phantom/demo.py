@@ -26,6 +26,32 @@ _MID_TRIMESTER = (
 )
 
 
+# Each single-frame exam shows one fetus: head, abdomen and femur get the INTERGROWTH-21st median
+# sizes at the exam's gestational age, so the demo's GA estimates agree with one another (sizes
+# drawn per frame gave an HC of 19 weeks beside an AC of 28 weeks in one exam).
+EXAM_GA_DAYS = {1: 22 * 7 + 3, 3: 20 * 7 + 4}
+# The biometry exam's femur is a standard plane (both ends in view), so its FL is measurable; the
+# trainee's mid-trimester exam keeps whatever the seed draws, for the supervisor to grade.
+STANDARD_FEMUR_EXAMS = {1}
+STANDARD_FEMUR = {"ends_visible": True, "fill": 0.35, "angle_deg": -12.0}
+_SIZE_OF_PLANE = {
+    "fetal_brain": ("hc", "hc_mm"),
+    "fetal_abdomen": ("ac", "ac_mm"),
+    "fetal_femur": ("fl", "fl_mm"),
+}
+
+
+def exam_sizes(plane: str, ga_days: float) -> dict[str, float]:
+    """The size parameter of ``make_frame`` for ``plane`` at ``ga_days`` (empty for other
+    planes): the INTERGROWTH-21st median in mm."""
+    from inference.biometry.intergrowth import size_mean_sd
+
+    if plane not in _SIZE_OF_PLANE:
+        return {}
+    measurement, param = _SIZE_OF_PLANE[plane]
+    return {param: size_mean_sd(measurement, ga_days)[0]}
+
+
 def _truth(f: PhantomFrame) -> dict[str, Any]:
     lm = {}
     for k, v in f.landmarks.items():
@@ -46,7 +72,12 @@ def _singles(out: Path, seed: int, number: int, name: str, labels, description: 
     rows = []
     for i, (plane, sub) in enumerate(labels, start=1):
         f = make_frame(
-            plane, brain_plane=sub, seed=seed * 1000 + number * 100 + i, shape=SINGLE_SHAPE
+            plane,
+            brain_plane=sub,
+            seed=seed * 1000 + number * 100 + i,
+            shape=SINGLE_SHAPE,
+            **exam_sizes(plane, EXAM_GA_DAYS[number]),
+            **(STANDARD_FEMUR if plane == "fetal_femur" and number in STANDARD_FEMUR_EXAMS else {}),
         )
         truth = _truth(f)
         path = out / name / f"IMG{i:03d}.dcm"

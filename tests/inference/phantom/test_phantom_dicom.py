@@ -50,8 +50,37 @@ def test_single_frame_values_match_generator(demo):
 
     ds = pydicom.dcmread(demo / "exam1_biometry" / "IMG001.dcm")
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.6.1"
-    f = make_frame("fetal_brain", brain_plane="trans_thalamic", seed=101, shape=(360, 480))
+    from inference.phantom.demo import EXAM_GA_DAYS, exam_sizes
+
+    f = make_frame(
+        "fetal_brain",
+        brain_plane="trans_thalamic",
+        seed=101,
+        shape=(360, 480),
+        **exam_sizes("fetal_brain", EXAM_GA_DAYS[1]),
+    )
     assert np.array_equal(ds.pixel_array, f.image)
+
+
+def test_a_demo_exam_is_one_fetus_of_one_gestational_age(demo):
+    """Head, abdomen and femur of a single-frame demo exam date it to the same week."""
+    import json
+
+    from inference.biometry import compute_all
+
+    manifest = json.loads((demo / "manifest.json").read_text())
+    truth = {}
+    for row in manifest:
+        if row["exam"] == "exam1_biometry":
+            truth.update(row["measurements_mm"])
+    ages = compute_all({"hc_mm": truth["HC"], "ac_mm": truth["AC"], "fl_mm": truth["FL"]})
+    weeks = [g["ga_days"] / 7 for g in ages.to_dict()["gestational_age"]]
+    assert len(weeks) >= 3 and max(weeks) - min(weeks) < 1.5, weeks
+    # and its femur is a standard plane, so FL is measurable
+    (femur,) = [
+        r for r in manifest if r["exam"] == "exam1_biometry" and r["plane"] == "fetal_femur"
+    ]
+    assert all(femur["criteria"].values()), femur["criteria"]
 
 
 @pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (dicom3tools) not installed")
