@@ -538,46 +538,12 @@ def finalize_run(*, run_id: int) -> str:
         )
         head_choice = best.get(head_view)
         if head_fm is not None and head_choice is not None and head_choice.frame is not None:
-            iid, number = head_choice.source, head_choice.frame
-            SegmentationFinding.objects.bulk_create(
-                SegmentationFinding(
-                    run=locked,
-                    instance_id=iid,
-                    frame_number=number,
-                    structure=seg.structure,
-                    mask_png=_mask_png(seg.mask),
-                    rows=seg.mask.shape[0],
-                    columns=seg.mask.shape[1],
-                    area_px=int(seg.mask.sum()),
-                    model_version=head_v,
-                )
-                for seg in head_fm.segmentations
-            )
-            MeasurementFinding.objects.bulk_create(
-                _measurement_row(locked, iid, number, head_view, m, head_v)
-                for m in head_fm.measurements
+            _store_frame_findings(
+                locked, head_choice.source, head_choice.frame, head_view, head_fm, head_v
             )
         for view, fm in structure_fms.items():
             choice = best[view]
-            iid, number = choice.source, choice.frame
-            SegmentationFinding.objects.bulk_create(
-                SegmentationFinding(
-                    run=locked,
-                    instance_id=iid,
-                    frame_number=number,
-                    structure=seg.structure,
-                    mask_png=_mask_png(seg.mask),
-                    rows=seg.mask.shape[0],
-                    columns=seg.mask.shape[1],
-                    area_px=int(seg.mask.sum()),
-                    model_version=structures_v,
-                )
-                for seg in fm.segmentations
-            )
-            MeasurementFinding.objects.bulk_create(
-                _measurement_row(locked, iid, number, view, m, structures_v)
-                for m in fm.measurements
-            )
+            _store_frame_findings(locked, choice.source, choice.frame, view, fm, structures_v)
         quality_rows = []
         for view, pq in quality.items():
             choice = best[view]
@@ -647,6 +613,36 @@ def finalize_run(*, run_id: int) -> str:
         if _latest_run_id(study.pk) == locked.pk and study.status == ExamStatus.ANALYSING:
             study.transition_to(ExamStatus.READY_FOR_REVIEW)
     return "done"
+
+
+def _store_frame_findings(
+    run: AnalysisRun,
+    instance_id: int,
+    frame_number: int,
+    view: str,
+    fm: pipeline.FrameMeasurements,
+    model_version: str | None,
+) -> None:
+    """Side effect: one SegmentationFinding per mask and one MeasurementFinding per measurement
+    of a view's chosen frame."""
+    SegmentationFinding.objects.bulk_create(
+        SegmentationFinding(
+            run=run,
+            instance_id=instance_id,
+            frame_number=frame_number,
+            structure=seg.structure,
+            mask_png=_mask_png(seg.mask),
+            rows=seg.mask.shape[0],
+            columns=seg.mask.shape[1],
+            area_px=int(seg.mask.sum()),
+            model_version=model_version,
+        )
+        for seg in fm.segmentations
+    )
+    MeasurementFinding.objects.bulk_create(
+        _measurement_row(run, instance_id, frame_number, view, m, model_version)
+        for m in fm.measurements
+    )
 
 
 def _measurement_row(
