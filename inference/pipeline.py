@@ -218,13 +218,21 @@ class HeadSegmenter:
     """The head U-Net (:class:`inference.head.predict.HeadPredictor`) with its identity."""
 
     def __init__(self, weights: Path, *, device: str = "cpu", snapshot_dir: Path | None = None):
-        from inference.head.predict import HeadPredictor
+        from inference.head.predict import REFINE_WEIGHTS_NAME, HeadPredictor
 
         snapshot, digest = snapshot_weights(weights, snapshot_dir)
-        self.predictor = HeadPredictor(snapshot, device=device)
+        # the crop model ("second look") lies beside the first-pass weights; it is snapshotted
+        # too, so the version names what was loaded (a snapshot has no neighbours to look at)
+        refine_src = Path(weights).with_name(REFINE_WEIGHTS_NAME)
+        refine = snapshot_weights(refine_src, snapshot_dir)[0] if refine_src.is_file() else False
+        self.predictor = HeadPredictor(snapshot, device=device, refine=refine)
         self.predictor.model = optimise_for_inference(
             self.predictor.model, (1, 1, *self.predictor.net_shape), device
         )
+        if self.predictor.refine_model is not None:
+            self.predictor.refine_model = optimise_for_inference(
+                self.predictor.refine_model, (1, 1, *self.predictor.refine_shape), device
+            )
         card, card_path = _model_card(Path(weights))
         self.info = ModelInfo(
             HEAD_MODEL,

@@ -309,7 +309,7 @@ class HeadPredictor:
         threads: int | None = None,
         batch_size: int = 16,
         flip_tta: bool = True,
-        refine: bool = True,
+        refine: bool | str | Path = True,
     ) -> None:
         import torch
 
@@ -332,8 +332,15 @@ class HeadPredictor:
         # the second look on a crop around the first ellipse (inference/head/refine.py), when its
         # weights lie beside the first model's and ``refine`` is not switched off
         self.refine_model = None
-        refine_path = path.with_name(REFINE_WEIGHTS_NAME)
-        if refine and refine_path.is_file():
+        # ``refine``: True = the crop model beside the weights if there is one; a path = that
+        # file (it must exist); False = the first pass alone
+        if isinstance(refine, (str, Path)):
+            refine_path = Path(refine)
+            if not refine_path.is_file():
+                raise FileNotFoundError(f"head refine weights not found at {refine_path}")
+        else:
+            refine_path = path.with_name(REFINE_WEIGHTS_NAME)
+        if refine is not False and refine_path.is_file():
             rblob = torch.load(refine_path, map_location="cpu", weights_only=True)
             self.refine_model = build_model(rblob["config"])
             self.refine_model.load_state_dict(

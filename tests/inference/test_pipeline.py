@@ -219,6 +219,18 @@ def test_the_head_model_on_a_phantom_frame_gives_a_mask_and_a_consistent_result(
     assert any(s.structure == "skull" and s.mask.shape == f.image.shape for s in got.segmentations)
 
 
+def test_the_head_segmenter_loads_the_crop_model_from_its_own_snapshot(tmp_path: Path) -> None:
+    refine = pipeline.DEFAULT_HEAD_WEIGHTS.with_name("head_refine.pt")
+    if not refine.is_file():
+        pytest.skip(f"shipped crop model not found at {refine}")
+    seg = pipeline.HeadSegmenter(pipeline.DEFAULT_HEAD_WEIGHTS, snapshot_dir=tmp_path)
+    # both files are snapshotted (the first pass's snapshot has no neighbour to look beside)
+    assert seg.predictor.refine_model is not None
+    digest = hashlib.sha256(refine.read_bytes()).hexdigest()
+    assert (tmp_path / f"{digest}.pt").is_file()
+    assert seg.info.version.endswith(f"+refine-{digest[:12]}")
+
+
 def test_non_square_pixels_measure_the_scaled_outline() -> None:
     from inference.geometry import Ellipse
 
