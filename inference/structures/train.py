@@ -14,6 +14,10 @@ Loss: binary cross-entropy + soft Dice per channel (channels whose structure is 
 whole batch add only the cross-entropy). AdamW, cosine learning-rate decay over ``--steps``.
 The last step's weights are written (no selection on any evaluation set); a checkpoint every
 ``--checkpoint-every`` steps allows ``--resume``.
+
+``--device cuda`` trains on a GPU; ``--workers N`` then draws phantom batches in N spawned
+processes ahead of the network (frame generation, not the network, bounds a GPU step). Workers
+draw exactly the seeds the single-process loop would, so a run's data does not depend on N.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from inference.structures.data import CLASSES, NET_SHAPE, TRAIN_SEED_BASE, training_pair
 
@@ -39,6 +44,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--widths", default="16,32,64,128,192", help="channels per U-Net level")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument(
+        "--workers", type=int, default=0, help="processes drawing phantom batches (0: none)"
+    )
     p.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints/structures"))
@@ -104,21 +113,64 @@ def _batch(
     return x, y, valid
 
 
+def _phantom_batch(step_and_batch: tuple[int, int]) -> tuple[NDArray, NDArray]:
+    """(inputs, targets) of training step ``step`` (phantom seeds only; run in a worker)."""
+    step, batch = step_and_batch
+    pairs = [training_pair(TRAIN_SEED_BASE + step * batch + i) for i in range(batch)]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+def _prefetched(pool, start: int, steps: int, batch: int, make=None):  # type: ignore[no-untyped-def]
+    """Batches ``make((step, batch))`` of steps start..steps-1 in order (default: phantom frames),
+    at most 3 per worker drawn ahead (a batch is tens of MB: an unbounded queue would fill the
+    memory when the network is the slower side)."""
+    from collections import deque
+
+    depth = 3 * pool._processes
+    pending: deque = deque()
+    k = start
+    while k < steps or pending:
+        while k < steps and len(pending) < depth:
+            pending.append(pool.apply_async(make or _phantom_batch, ((k, batch),)))
+            k += 1
+        yield pending.popleft().get()
+
+
+def _worker_init() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # N workers on N cores: no oversubscription
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv or [])
+    if args.workers and (args.folder or args.fp_images):
+        raise SystemExit(
+            "--workers draws phantom frames only; leave it out with --folder/--fp-images"
+        )
+    pool = None
+    if args.workers:
+        import multiprocessing
+
+        # spawned before torch is imported here: a fork after torch has started can hang
+        pool = multiprocessing.get_context("spawn").Pool(args.workers, initializer=_worker_init)
+
     import torch
     from torch.nn import functional as F
 
     from inference.structures.model import StructureUNet
 
-    args = parse_args(argv or [])
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
+    device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input shape: pick fast kernels
     widths = tuple(int(w) for w in args.widths.split(","))
     model = StructureUNet(len(CLASSES), widths)
     if args.init is not None:
         blob = torch.load(args.init, map_location="cpu", weights_only=True)
         model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     folder_pairs = None
     if args.folder:
@@ -146,28 +198,34 @@ def main(argv: list[str] | None = None) -> int:
     model.train()
     step = start
     running = []
+    ahead = _prefetched(pool, start, args.steps, args.batch) if pool is not None else None
     while step < args.steps:
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y, valid = _batch(step, args.batch, folder_pairs, rng, fp, args.fp_share)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+        if ahead is not None:
+            x, y = next(ahead)
+            valid = None
+        else:
+            x, y, valid = _batch(step, args.batch, folder_pairs, rng, fp, args.fp_share)
+        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
         logits = model(xt)
         if valid is None:
             loss = F.binary_cross_entropy_with_logits(logits, yt) + soft_dice_loss(logits, yt)
         else:  # unlabelled channels of an image are left out of its loss
-            vt = torch.from_numpy(valid)
+            vt = torch.from_numpy(valid).to(device)
             w = vt[:, :, None, None].expand_as(yt).float()
             bce = F.binary_cross_entropy_with_logits(logits, yt, weight=w, reduction="sum")
             loss = bce / w.sum().clamp(min=1.0) + soft_dice_loss(logits, yt, vt)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        running.append(float(loss.detach()))
+        running.append(loss.detach())
         step += 1
         elapsed = elapsed0 + time.time() - t0
         if step % 25 == 0 or step == args.steps:
-            rec = {"step": step, "loss": float(np.mean(running)), "lr": lr, "elapsed_s": elapsed}
+            mean_loss = float(torch.stack(running).mean())  # one device sync per 25 steps
+            rec = {"step": step, "loss": mean_loss, "lr": lr, "elapsed_s": elapsed}
             history.append(rec)
             running = []
             log.write(json.dumps(rec) + "\n")
@@ -186,7 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         if stop:
             log.write(json.dumps({"stopped": "time limit", "step": step}) + "\n")
             break
-    model.eval()
+    if pool is not None:
+        pool.terminate()
+    model.eval().cpu()
     meta = {
         "classes": list(CLASSES),
         "net_shape": list(NET_SHAPE),
@@ -196,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         "lr": args.lr,
         "seed": args.seed,
         "threads": args.threads,
+        "device": args.device,
+        "workers": args.workers,
         "data": f"folder {args.folder}"
         if args.folder
         else "phantom (synthetic), seeds "
