@@ -251,13 +251,21 @@ class StructureSegmenter:
     pellucidi, cerebellum. Trained on the phantom only: not validated on real images."""
 
     def __init__(self, weights: Path, *, device: str = "cpu", snapshot_dir: Path | None = None):
-        from inference.structures.predict import StructurePredictor
+        from inference.structures.predict import FEMUR_REFINE_WEIGHTS_NAME, StructurePredictor
 
         snapshot, digest = snapshot_weights(weights, snapshot_dir)
-        self.predictor = StructurePredictor(snapshot, device=device)
+        # the femur crop model lies beside the first-pass weights and is snapshotted too (as the
+        # head's), so the version names what was loaded
+        refine_src = Path(weights).with_name(FEMUR_REFINE_WEIGHTS_NAME)
+        refine = snapshot_weights(refine_src, snapshot_dir)[0] if refine_src.is_file() else False
+        self.predictor = StructurePredictor(snapshot, device=device, femur_refine=refine)
         self.predictor.model = optimise_for_inference(
             self.predictor.model, (1, 1, *self.predictor.net_shape), device
         )
+        if self.predictor.femur_model is not None:
+            self.predictor.femur_model = optimise_for_inference(
+                self.predictor.femur_model, (1, 1, *self.predictor.femur_shape), device
+            )
         card, card_path = _model_card(Path(weights))
         self.info = ModelInfo(
             STRUCTURES_MODEL,
@@ -955,7 +963,9 @@ def measure_femur_frame(
     structures: StructureSegmenter, frame: NDArray, calibrate: Calibrate | None = None
 ) -> FrameMeasurements:
     """Femoral diaphysis on one frame and FL between its ends (epiphysis excluded, see
-    :mod:`inference.femur`). Confidence = mean network probability inside the diaphysis."""
+    :mod:`inference.femur`), read from the femur second look when its model is loaded
+    (:mod:`inference.structures.femur_refine`). Confidence = mean first-pass network probability
+    inside the diaphysis."""
     from inference.structures.evidence import femur_measurement
 
     pred = structures.predictor.predict(frame)
@@ -973,6 +983,12 @@ def measure_femur_frame(
     evidence["femur"] = {
         k: v for k, v in fm.to_dict().items() if k in {"angle_deg", "shaft_width_px", "elongation"}
     }
+    # which segmentation the calipers were read from: the strip's second look or the first pass
+    evidence["femur"]["measured_on"] = (
+        "second look (strip along the first FL line)"
+        if pred.femur_line is not None
+        else "first-pass mask"
+    )
     out = femur_measurements(fm, calibrate, confidence=conf, model=info)
     return FrameMeasurements(True, "", conf, out, segs, evidence, structures=pred, femur=fm)
 

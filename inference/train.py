@@ -12,6 +12,7 @@ COMMANDS: dict[str, str] = {
     "head-refine": "inference.head.train_refine:main",
     "planes": "inference.planes.train:main",
     "structures": "inference.structures.train:main",
+    "femur-refine": "inference.structures.train_femur_refine:main",
 }
 
 if __name__ == "__main__":

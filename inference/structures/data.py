@@ -83,15 +83,27 @@ def frame_spec(seed: int) -> FrameSpec:
             "fill": float(rng.uniform(0.12, 0.28)) if small else float(rng.uniform(0.34, 0.5)),
         }
     else:
-        params = {
-            "angle_deg": float(rng.uniform(-80, 80)),
-            "fill": float(rng.uniform(0.15, 0.28)) if small else float(rng.uniform(0.35, 0.6)),
-            "ends_visible": bool(rng.random() < 0.8),
-            "epiphysis": bool(rng.random() < 0.5),
-        }
-        if rng.random() < 0.1:
-            params["visible_length"] = float(rng.uniform(0.5, 0.9))
+        params = _femur_params(rng, small)
     return FrameSpec(int(seed), plane, params)
+
+
+def _femur_params(rng: np.random.Generator, small: bool) -> dict:
+    params = {
+        "angle_deg": float(rng.uniform(-80, 80)),
+        "fill": float(rng.uniform(0.15, 0.28)) if small else float(rng.uniform(0.35, 0.6)),
+        "ends_visible": bool(rng.random() < 0.8),
+        "epiphysis": bool(rng.random() < 0.5),
+    }
+    if rng.random() < 0.1:
+        params["visible_length"] = float(rng.uniform(0.5, 0.9))
+    return params
+
+
+def femur_spec(seed: int) -> FrameSpec:
+    """A femur frame for ``seed`` with :func:`frame_spec`'s femur mix (angle, size, an end off the
+    sector, epiphysis, out-of-plane bar), from its own random stream: every seed is a femur."""
+    rng = np.random.default_rng([int(seed), 78])
+    return FrameSpec(int(seed), "fetal_femur", _femur_params(rng, bool(rng.random() < 0.2)))
 
 
 def sample_frame(seed: int) -> PhantomFrame:

@@ -20,6 +20,9 @@ Frames are :func:`inference.structures.data.sample_frame` of seeds ``HELDOUT_SEE
 * ``ms_per_frame``: structure network + post-processing + measurement + quality (mean, one frame at
   a time, threads as ``--threads``).
 
+``--plane fetal_femur`` keeps only that plane's held-out frames (a larger sample of one plane);
+``--femur-refine none`` measures FL on the first pass's mask (no second look).
+
 All numbers are phantom (synthetic): not validated on real images.
 """
 
@@ -58,7 +61,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m inference.evaluate structures", description=__doc__)
     p.add_argument("--frames", type=int, default=300, help="held-out phantom frames")
     p.add_argument("--first", type=int, default=0, help="first held-out index")
+    p.add_argument(
+        "--plane",
+        choices=sorted(RUBRIC),
+        default=None,
+        help="only held-out frames of this plane (the first N of them): a larger sample of one",
+    )
     p.add_argument("--weights", type=Path, default=None)
+    p.add_argument(
+        "--femur-refine",
+        default=None,
+        help="femur second look's weights (default: femur_refine.pt beside the weights); 'none': "
+        "first pass only",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-head-model", action="store_true")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
@@ -98,6 +113,8 @@ def evaluate(
     threads: int = 1,
     head_model: bool = True,
     oracle: bool = False,
+    femur_refine: str | None = None,
+    only_plane: str | None = None,
 ) -> dict:
     """The report described in the module docstring (a dict)."""
     from inference.pipeline import fill_holes
@@ -112,7 +129,10 @@ def evaluate(
     )
     from inference.structures.predict import VALIDATION, StructurePredictor, postprocess
 
-    predictor = StructurePredictor(weights, device="cpu", threads=threads)
+    refine: bool | str = True if femur_refine is None else femur_refine
+    if refine == "none":
+        refine = False
+    predictor = StructurePredictor(weights, device="cpu", threads=threads, femur_refine=refine)
     head = None
     if head_model:
         from inference.head.predict import HeadPredictor
@@ -128,11 +148,17 @@ def evaluate(
     not_assessable: dict[str, int] = defaultdict(int)
     times: list[float] = []
     seeds = [HELDOUT_SEED_BASE + first + k for k in range(n_frames)]
+    if only_plane is not None:
+        seeds, k = [], first
+        while len(seeds) < n_frames:
+            if frame_spec(HELDOUT_SEED_BASE + k).plane == only_plane:
+                seeds.append(HELDOUT_SEED_BASE + k)
+            k += 1
     for seed in seeds:
         frame = sample_frame(seed)
         plane = RUBRIC[frame.plane]
         t0 = time.perf_counter()
-        if oracle:
+        if oracle:  # exact masks, first-pass post-processing (no second look)
             pred = postprocess(targets(frame.masks), frame.image.shape)
         else:
             pred = predictor.predict(frame.image)
@@ -196,7 +222,8 @@ def evaluate(
     agreed = sum(sum(v) for v in agree.values())
     planes = [frame_spec(s).plane for s in seeds]
     return {
-        "data": f"phantom (synthetic), held-out seeds {seeds[0]}..{seeds[-1]}",
+        "data": f"phantom (synthetic), held-out seeds {seeds[0]}..{seeds[-1]}"
+        + (f" ({only_plane} frames only)" if only_plane else ""),
         "validation": VALIDATION,
         "weights": str(weights or "inference/weights/structures_unet.pt"),
         "model_version": "oracle (the phantom's exact masks)" if oracle else predictor.version,
@@ -248,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         head_model=not args.no_head_model,
         oracle=args.oracle,
+        femur_refine=args.femur_refine,
+        only_plane=args.plane,
     )
     text = json.dumps(report, indent=2)
     print(text)

@@ -6,6 +6,8 @@ Coordinates: px of the original frame, (x, y) = (column, row).
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from typing import Any
 
 from numpy.typing import NDArray
@@ -39,7 +41,14 @@ def abdomen_measurement(
 def femur_measurement(
     pred: StructurePrediction, *, pixel_size_mm: float | None = None
 ) -> FemurMeasurement:
-    """FL end points, length and angle from the segmented diaphysis (ValueError: none found)."""
+    """FL end points, length and angle from the segmented diaphysis (ValueError: none found):
+    the femur second look's line when there is one, else the femur mask measured."""
+    if pred.femur_line is not None:
+        if pixel_size_mm is not None and not (math.isfinite(pixel_size_mm) and pixel_size_mm > 0):
+            raise ValueError(f"pixel_size_mm must be positive and finite, got {pixel_size_mm!r}")
+        line = pred.femur_line
+        mm = None if pixel_size_mm is None else line.length_px * pixel_size_mm
+        return replace(line, length_mm=mm, pixel_size_mm=pixel_size_mm)
     mask = pred.mask("femur")
     if mask is None:
         raise ValueError("no femoral diaphysis segmented on this frame")

@@ -16,6 +16,12 @@ segmented. Both kidney rules were chosen on validation seeds (``VALIDATION_SEED_
 the held-out evaluation frames: without them the network's marks in dark liver texture made
 "kidneys visible" on most kidney-free phantom sections.
 
+Femur second look: when the femur crop model (``FEMUR_REFINE_WEIGHTS_NAME``, beside the weights)
+is loaded and the first pass finds a diaphysis, a strip of the frame laid along the first FL line is
+segmented again at up to ≈ 2× the frame's resolution (:mod:`inference.structures.femur_refine`);
+its FL line (frame px) becomes ``StructurePrediction.femur_line`` and its mask the femur mask. A
+strip without a diaphysis leaves the first pass as it was.
+
 Trained on the synthetic phantom only: **not validated on real images** (``VALIDATION``).
 """
 
@@ -31,9 +37,11 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from inference.femur import FemurMeasurement, measure_femur
 from inference.structures.data import CLASSES, NET_SHAPE, preprocess, to_grey
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "structures_unet.pt"
+FEMUR_REFINE_WEIGHTS_NAME = "femur_refine.pt"  # the femur crop model, beside the first one
 VALIDATION = "phantom (synthetic) only; not validated on real images"
 MASK_THRESHOLD = 0.5
 DETECTION_TOP_PX = 12
@@ -51,6 +59,8 @@ class StructurePrediction:
     probability: dict[str, float] = field(default_factory=dict)
     mean_probability: dict[str, float] = field(default_factory=dict)
     shape: tuple[int, int] = (0, 0)
+    #: FL line (frame px, no mm) from the femur second look; None: measure the femur mask instead
+    femur_line: FemurMeasurement | None = None
 
     def mask(self, name: str) -> NDArray[np.bool_] | None:
         """The structure's mask, or None when the network marked no pixel of it."""
@@ -127,7 +137,8 @@ class StructurePredictor:
     """Loads the structure U-Net once; segments frames of any size.
 
     ``device``: "cuda" / "cpu" (default: cuda when available). ``threads``: torch CPU threads (None
-    leaves torch's setting alone).
+    leaves torch's setting alone). ``femur_refine``: the femur second look's weights — True: the
+    file beside ``weights`` when there is one, a path: that file, False: none.
     """
 
     def __init__(
@@ -135,6 +146,7 @@ class StructurePredictor:
         weights: str | Path | None = None,
         device: str | None = None,
         threads: int | None = None,
+        femur_refine: bool | str | Path = True,
     ) -> None:
         import torch
 
@@ -157,6 +169,26 @@ class StructurePredictor:
         self.net_shape: tuple[int, int] = tuple(self.meta.get("net_shape", NET_SHAPE))  # type: ignore[assignment]
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.version = f"structures-unet-{digest}"
+        # ``femur_refine``: True = the femur crop model beside the weights if there is one; a path
+        # = that file (a snapshot has no neighbours); False = first pass only
+        self.femur_model = None
+        self.femur_shape: tuple[int, int] = (0, 0)
+        self.femur_margin = 0.0
+        if isinstance(femur_refine, (str, Path)):
+            refine_path = Path(femur_refine)
+            if not refine_path.is_file():
+                raise FileNotFoundError(f"femur refine weights not found at {refine_path}")
+        else:
+            refine_path = path.with_name(FEMUR_REFINE_WEIGHTS_NAME)
+        if femur_refine is not False and refine_path.is_file():
+            rblob = torch.load(refine_path, map_location="cpu", weights_only=True)
+            self.femur_model = build_model(rblob["config"])
+            self.femur_model.load_state_dict({k: v.float() for k, v in rblob["state_dict"].items()})
+            self.femur_model.eval().to(self.device)
+            self.femur_shape = tuple(rblob["net_shape"])  # type: ignore[assignment]
+            self.femur_margin = float(rblob.get("meta", {}).get("strip_margin", 1.6))
+            rdigest = hashlib.sha256(refine_path.read_bytes()).hexdigest()[:12]
+            self.version += f"+femur-refine-{rdigest}"
         self._torch = torch
         self._lock = threading.Lock()
 
@@ -169,7 +201,41 @@ class StructurePredictor:
             return torch.sigmoid(logits).float().cpu().numpy()
 
     def predict(self, frame: NDArray) -> StructurePrediction:
-        """Masks and detection probabilities for one frame ((rows, cols) grey or RGB)."""
+        """Masks and detection probabilities for one frame ((rows, cols) grey or RGB), with the
+        femur second look when its model is loaded and the first pass finds a diaphysis."""
         grey = to_grey(frame)
         probs = self.probabilities([grey])[0]
-        return postprocess(probs, grey.shape)
+        pred = postprocess(probs, grey.shape)
+        if self.femur_model is not None and pred.mask("femur") is not None:
+            self._femur_second_look(grey, pred)
+        return pred
+
+    def _femur_second_look(self, grey: NDArray[np.uint8], pred: StructurePrediction) -> None:
+        """Segment a strip along the first FL line again; on success set ``pred.femur_line`` and
+        replace the femur mask by the strip's (drawn back on the frame)."""
+        from inference.structures.femur_refine import (
+            cut_strip,
+            measure_in_strip,
+            standardise,
+            strip_mask_to_frame,
+            strip_window,
+        )
+
+        try:
+            first = measure_femur(pred.masks["femur"])
+            window = strip_window(
+                *first.end_points, shape=self.femur_shape, margin=self.femur_margin
+            )
+        except ValueError:
+            return  # nothing elongated to lay a strip along: the first pass stands
+        x = standardise(cut_strip(grey, window))[None]
+        torch = self._torch
+        with self._lock, torch.inference_mode():
+            logits = self.femur_model(torch.from_numpy(x).to(self.device))  # type: ignore[misc]
+            prob = torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+        strip_mask = prob > MASK_THRESHOLD
+        try:
+            pred.femur_line = measure_in_strip(strip_mask, window)
+        except ValueError:
+            return
+        pred.masks["femur"] = strip_mask_to_frame(strip_mask, window, pred.shape)
