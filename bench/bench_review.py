@@ -193,7 +193,9 @@ def bench_worklist(requests: int) -> dict[str, float]:
         for _ in range(5):
             client.get("/review/")
         prof.disable()
-        pstats.Stats(prof).sort_stats(os.environ.get("BENCH_PROFILE_SORT", "cumulative")).print_stats(25)
+        pstats.Stats(prof).sort_stats(
+            os.environ.get("BENCH_PROFILE_SORT", "cumulative")
+        ).print_stats(25)
     times: list[float] = []
     per_variant: dict[int, list[float]] = {i: [] for i in range(len(variants))}
     queries = 0
