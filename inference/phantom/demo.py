@@ -26,10 +26,10 @@ _MID_TRIMESTER = (
 )
 
 
-# Each single-frame exam shows one fetus: head, abdomen and femur get the INTERGROWTH-21st median
+# Each exam shows one fetus (the cine too): head, abdomen and femur get the INTERGROWTH-21st median
 # sizes at the exam's gestational age, so the demo's GA estimates agree with one another (sizes
 # drawn per frame gave an HC of 19 weeks beside an AC of 28 weeks in one exam).
-EXAM_GA_DAYS = {1: 22 * 7 + 3, 3: 20 * 7 + 4}
+EXAM_GA_DAYS = {1: 22 * 7 + 3, 2: 21 * 7 + 2, 3: 20 * 7 + 4}
 # The biometry exam's femur is a standard plane (both ends in view), so its FL is measurable; the
 # trainee's mid-trimester exam keeps whatever the seed draws, for the supervisor to grade.
 STANDARD_FEMUR_EXAMS = {1}
@@ -106,7 +106,7 @@ def write_demo_exams(out: Path, seed: int = 0, cine_frames: int = 120) -> list[d
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = _singles(out, seed, 1, "exam1_biometry", _BIOMETRY, "biometry (head, abdomen, femur)")
-    sw = make_sweep(seed=seed, n_frames=cine_frames, shape=CINE_SHAPE)
+    sw = make_sweep(seed=seed, n_frames=cine_frames, shape=CINE_SHAPE, ga_days=EXAM_GA_DAYS[2])
     ids = ExamIds.for_exam(seed, 2, "cine sweep")
     path = write_us_multiframe(
         out / "exam2_cine" / "CINE001.dcm",

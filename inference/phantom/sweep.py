@@ -133,10 +133,14 @@ def make_sweep(
     shape: tuple[int, int] = DEFAULT_SHAPE,
     frame_time_ms: float = 40.0,
     render: bool = True,
+    ga_days: float | None = None,
 ) -> PhantomSweep:
     """A deterministic synthetic sweep of ``n_frames`` (>= 30) frames through head, trunk, femur.
 
     ``render=False``: labels and truth only (frames all zeros), for tests of the selection logic.
+    ``ga_days``: HC, AC and FL are the INTERGROWTH-21st medians at that gestational age (one fetus
+    whose measurements date it alike); None: drawn from the seed (HC 150–300 mm, AC and FL in
+    proportion, as the plane classifier's training and evaluation sweeps).
     """
     if n_frames < 30:
         raise ValueError(f"a sweep needs at least 30 frames, got {n_frames}")
@@ -144,6 +148,10 @@ def make_sweep(
     hc = float(rng.uniform(150, 300))
     ac = hc * float(rng.uniform(0.86, 0.96))
     fl = hc * float(rng.uniform(0.18, 0.21))
+    if ga_days is not None:  # drawn above all the same, so every later draw stays as it was
+        from inference.biometry.intergrowth import size_mean_sd
+
+        hc, ac, fl = (size_mean_sd(m, ga_days)[0] for m in ("hc", "ac", "fl"))
     ci = float(rng.uniform(0.76, 0.82))
     # one pixel size for the whole cine: the head fills ~ 40 % of the sector
     a_mm = hc / ramanujan_perimeter(1.0, ci)
@@ -177,7 +185,8 @@ def make_sweep(
         "femur": {
             # the bone drawn as before the FL truth fix (tip to tip, not shaft), so cines look
             # as the plane classifier's evaluations knew them
-            "fl_mm": femur_length_for_shaft(fl, pixel_mm),
+            # (with ga_days the bone's tip-to-tip length is the median FL itself)
+            "fl_mm": fl if ga_days is not None else femur_length_for_shaft(fl, pixel_mm),
             "angle_deg": float(rng.uniform(-20, 20)),
             "pixel_mm": pixel_mm,
             "epiphysis": False,

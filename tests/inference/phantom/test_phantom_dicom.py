@@ -63,7 +63,8 @@ def test_single_frame_values_match_generator(demo):
 
 
 def test_a_demo_exam_is_one_fetus_of_one_gestational_age(demo):
-    """Head, abdomen and femur of a single-frame demo exam date it to the same week."""
+    """Head, abdomen and femur of the biometry demo exam, and of the cine sweep, date each to
+    the same week."""
     import json
 
     from inference.biometry import compute_all
@@ -74,6 +75,12 @@ def test_a_demo_exam_is_one_fetus_of_one_gestational_age(demo):
         if row["exam"] == "exam1_biometry":
             truth.update(row["measurements_mm"])
     ages = compute_all({"hc_mm": truth["HC"], "ac_mm": truth["AC"], "fl_mm": truth["FL"]})
+    weeks = [g["ga_days"] / 7 for g in ages.to_dict()["gestational_age"]]
+    assert len(weeks) >= 3 and max(weeks) - min(weeks) < 1.5, weeks
+    # the cine sweep too: its head, trunk and femur are one fetus
+    (cine,) = [r for r in manifest if r["exam"] == "exam2_cine"]
+    m = cine["measurements_mm"]
+    ages = compute_all({"hc_mm": m["HC"], "ac_mm": m["AC"], "fl_mm": m["FL"]})
     weeks = [g["ga_days"] / 7 for g in ages.to_dict()["gestational_age"]]
     assert len(weeks) >= 3 and max(weeks) - min(weeks) < 1.5, weeks
     # and its femur is a standard plane, so FL is measurable
