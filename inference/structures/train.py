@@ -23,9 +23,6 @@ draw exactly the seeds the single-process loop would, so a run's data does not d
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -120,49 +117,27 @@ def _phantom_batch(step_and_batch: tuple[int, int]) -> tuple[NDArray, NDArray]:
     return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
 
 
-def _prefetched(pool, start: int, steps: int, batch: int, make=None):  # type: ignore[no-untyped-def]
-    """Batches ``make((step, batch))`` of steps start..steps-1 in order (default: phantom frames),
-    at most 3 per worker drawn ahead (a batch is tens of MB: an unbounded queue would fill the
-    memory when the network is the slower side)."""
-    from collections import deque
-
-    depth = 3 * pool._processes
-    pending: deque = deque()
-    k = start
-    while k < steps or pending:
-        while k < steps and len(pending) < depth:
-            pending.append(pool.apply_async(make or _phantom_batch, ((k, batch),)))
-            k += 1
-        yield pending.popleft().get()
-
-
-def _worker_init() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # N workers on N cores: no oversubscription
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv or [])
     if args.workers and (args.folder or args.fp_images):
         raise SystemExit(
             "--workers draws phantom frames only; leave it out with --folder/--fp-images"
         )
-    pool = None
-    if args.workers:
-        import multiprocessing
+    from inference.structures.fitting import worker_pool
 
-        # spawned before torch is imported here: a fork after torch has started can hang
-        pool = multiprocessing.get_context("spawn").Pool(args.workers, initializer=_worker_init)
+    with worker_pool(args.workers) as pool:  # before torch starts here
+        return _train(args, pool)
 
+
+def _train(args: argparse.Namespace, pool) -> int:  # type: ignore[no-untyped-def]
     import torch
     from torch.nn import functional as F
 
+    from inference.structures.fitting import fit, loop_options, prefetched, save_weights
     from inference.structures.model import StructureUNet
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input shape: pick fast kernels
     widths = tuple(int(w) for w in args.widths.split(","))
@@ -171,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         blob = torch.load(args.init, map_location="cpu", weights_only=True)
         model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
     model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     folder_pairs = None
     if args.folder:
         from inference.structures.data import load_folder
@@ -182,71 +156,32 @@ def main(argv: list[str] | None = None) -> int:
         from inference.structures.data import fp_rows
 
         fp = fp_rows(args.fp_images, args.fp_landmarks or "", "Train")
-    args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = args.checkpoint_dir / "last.pt"
-    start = 0
-    history: list[dict] = []
-    if args.resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start, history = int(state["step"]), list(state.get("history", []))
-        rng = np.random.default_rng([args.seed, start])
-    log = (args.checkpoint_dir / "train.log").open("a")
-    t0 = time.time()
-    elapsed0 = history[-1]["elapsed_s"] if history else 0.0
-    model.train()
-    step = start
-    running = []
-    ahead = _prefetched(pool, start, args.steps, args.batch) if pool is not None else None
-    while step < args.steps:
-        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        if ahead is not None:
-            x, y = next(ahead)
-            valid = None
-        else:
-            x, y, valid = _batch(step, args.batch, folder_pairs, rng, fp, args.fp_share)
-        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        logits = model(xt)
-        if valid is None:
-            loss = F.binary_cross_entropy_with_logits(logits, yt) + soft_dice_loss(logits, yt)
-        else:  # unlabelled channels of an image are left out of its loss
-            vt = torch.from_numpy(valid).to(device)
-            w = vt[:, :, None, None].expand_as(yt).float()
-            bce = F.binary_cross_entropy_with_logits(logits, yt, weight=w, reduction="sum")
-            loss = bce / w.sum().clamp(min=1.0) + soft_dice_loss(logits, yt, vt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        running.append(loss.detach())
-        step += 1
-        elapsed = elapsed0 + time.time() - t0
-        if step % 25 == 0 or step == args.steps:
-            mean_loss = float(torch.stack(running).mean())  # one device sync per 25 steps
-            rec = {"step": step, "loss": mean_loss, "lr": lr, "elapsed_s": elapsed}
-            history.append(rec)
-            running = []
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-        stop = args.time_limit_min is not None and elapsed > 60 * args.time_limit_min
-        if step % args.checkpoint_every == 0 or step == args.steps or stop:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "step": step,
-                    "history": history,
-                },
-                ckpt,
+
+    def batches_from(start: int):  # type: ignore[no-untyped-def]
+        if pool is not None:
+            return (
+                (x, y, None)
+                for x, y in prefetched(pool, start, args.steps, args.batch, _phantom_batch)
             )
-        if stop:
-            log.write(json.dumps({"stopped": "time limit", "step": step}) + "\n")
-            break
-    if pool is not None:
-        pool.terminate()
-    model.eval().cpu()
+        # a resumed run draws its folder / benchmark images from a stream of its own
+        rng = np.random.default_rng(args.seed if start == 0 else [args.seed, start])
+        return (
+            _batch(k, args.batch, folder_pairs, rng, fp, args.fp_share)
+            for k in range(start, args.steps)
+        )
+
+    def loss_fn(logits, yt, vt):  # type: ignore[no-untyped-def]
+        if vt is None:
+            return F.binary_cross_entropy_with_logits(logits, yt) + soft_dice_loss(logits, yt)
+        # unlabelled channels of an image are left out of its loss
+        w = vt[:, :, None, None].expand_as(yt).float()
+        bce = F.binary_cross_entropy_with_logits(logits, yt, weight=w, reduction="sum")
+        return bce / w.sum().clamp(min=1.0) + soft_dice_loss(logits, yt, vt)
+
+    result = fit(
+        model, batches_from=batches_from, loss_fn=loss_fn, device=device, **loop_options(args)
+    )
+    step = result.step
     meta = {
         "classes": list(CLASSES),
         "net_shape": list(NET_SHAPE),
@@ -263,22 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         else "phantom (synthetic), seeds "
         f"{TRAIN_SEED_BASE}..{TRAIN_SEED_BASE + step * args.batch - 1}"
         + (f" + FETAL_PLANES_DB {args.fp_images} (share {args.fp_share})" if fp else ""),
-        "train_seconds": round(elapsed0 + time.time() - t0, 1),
-        "final_loss": history[-1]["loss"] if history else None,
+        "train_seconds": result.seconds,
+        "final_loss": result.final_loss,
         "validation": "not validated on real images",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "config": model.config,
-            "state_dict": {
-                k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()
-            },
-            "meta": meta,
-        },
-        args.out,
-    )
-    log.write(json.dumps({"saved": str(args.out), **meta}) + "\n")
-    log.close()
-    print(json.dumps(meta, indent=2))
+    save_weights(model, args.out, meta, args.checkpoint_dir)
     return 0

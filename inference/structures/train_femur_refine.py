@@ -17,9 +17,6 @@ last step's weights are written. ``--device cuda --workers N`` as for the struct
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -126,19 +123,18 @@ def _strip_batch(step_and_batch: tuple[int, int]) -> tuple[NDArray, NDArray]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from inference.structures.train import _prefetched, _worker_init
+    from inference.structures.fitting import worker_pool
 
     args = parse_args(argv or [])
-    pool = None
-    if args.workers:
-        import multiprocessing
+    with worker_pool(args.workers) as pool:  # before torch starts here
+        return _train(args, pool)
 
-        # spawned before torch is imported here: a fork after torch has started can hang
-        pool = multiprocessing.get_context("spawn").Pool(args.workers, initializer=_worker_init)
 
+def _train(args: argparse.Namespace, pool) -> int:  # type: ignore[no-untyped-def]
     import torch
     from torch.nn import functional as F
 
+    from inference.structures.fitting import fit, loop_options, prefetched, save_weights
     from inference.structures.model import StructureUNet
     from inference.structures.train import soft_dice_loss
 
@@ -148,70 +144,25 @@ def main(argv: list[str] | None = None) -> int:
     torch.backends.cudnn.benchmark = device.type == "cuda"
     widths = tuple(int(w) for w in args.widths.split(","))
     model = StructureUNet(1, widths).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = args.checkpoint_dir / "last.pt"
-    start, history = 0, []
-    if args.resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        start, history = int(state["step"]), list(state.get("history", []))
-    log = (args.checkpoint_dir / "train.log").open("a")
-    t0 = time.time()
-    elapsed0 = history[-1]["elapsed_s"] if history else 0.0
-    ahead = (
-        _prefetched(pool, start, args.steps, args.batch, _strip_batch) if pool is not None else None
+
+    def batches_from(start: int):  # type: ignore[no-untyped-def]
+        if pool is not None:
+            made = prefetched(pool, start, args.steps, args.batch, _strip_batch)
+        else:
+            made = (_strip_batch((k, args.batch)) for k in range(start, args.steps))
+        return ((x, y, None) for x, y in made)
+
+    def loss_fn(logits, yt, vt):  # type: ignore[no-untyped-def]
+        return F.binary_cross_entropy_with_logits(logits, yt) + soft_dice_loss(logits, yt)
+
+    result = fit(
+        model, batches_from=batches_from, loss_fn=loss_fn, device=device, **loop_options(args)
     )
-    model.train()
-    step, running = start, []
-    while step < args.steps:
-        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        x, y = next(ahead) if ahead is not None else _strip_batch((step, args.batch))
-        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-        logits = model(xt)
-        loss = F.binary_cross_entropy_with_logits(logits, yt) + soft_dice_loss(logits, yt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        running.append(loss.detach())
-        step += 1
-        elapsed = elapsed0 + time.time() - t0
-        if step % 25 == 0 or step == args.steps:
-            rec = {
-                "step": step,
-                "loss": float(torch.stack(running).mean()),
-                "lr": lr,
-                "elapsed_s": elapsed,
-            }
-            history.append(rec)
-            running = []
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-        stop = args.time_limit_min is not None and elapsed > 60 * args.time_limit_min
-        if step % args.checkpoint_every == 0 or step == args.steps or stop:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "step": step,
-                    "history": history,
-                },
-                ckpt,
-            )
-        if stop:
-            log.write(json.dumps({"stopped": "time limit", "step": step}) + "\n")
-            break
-    if pool is not None:
-        pool.terminate()
-    model.eval().cpu()
     meta = {
         "what": "femur second look (strip along the first FL line)",
         "net_shape": list(STRIP_SHAPE),
         "strip_margin": STRIP_MARGIN,
-        "steps": step,
+        "steps": result.step,
         "planned_steps": args.steps,
         "batch": args.batch,
         "lr": args.lr,
@@ -220,24 +171,10 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device,
         "workers": args.workers,
         "data": "phantom (synthetic) femur frames, femur_spec seeds "
-        f"{FEMUR_REFINE_SEED_BASE}..{FEMUR_REFINE_SEED_BASE + step * args.batch - 1}",
-        "train_seconds": round(elapsed0 + time.time() - t0, 1),
-        "final_loss": history[-1]["loss"] if history else None,
+        f"{FEMUR_REFINE_SEED_BASE}..{FEMUR_REFINE_SEED_BASE + result.step * args.batch - 1}",
+        "train_seconds": result.seconds,
+        "final_loss": result.final_loss,
         "validation": "not validated on real images",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "config": model.config,
-            "state_dict": {
-                k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()
-            },
-            "net_shape": list(STRIP_SHAPE),
-            "meta": meta,
-        },
-        args.out,
-    )
-    log.write(json.dumps({"saved": str(args.out), **meta}) + "\n")
-    log.close()
-    print(json.dumps(meta, indent=2))
+    save_weights(model, args.out, meta, args.checkpoint_dir, net_shape=list(STRIP_SHAPE))
     return 0
