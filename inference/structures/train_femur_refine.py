@@ -35,6 +35,10 @@ from inference.structures.femur_refine import (
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "weights" / "femur_refine.pt"
 FEMUR_REFINE_SEED_BASE = 0
 """Training seeds (femur_spec's own stream); evaluation uses frame_spec seeds ≥ 500,000,000."""
+SPARE_SEED_BASE = 200_000_000
+"""Seeds standing in for a frame without a usable strip: step × batch + j past this, clear of
+every training seed above and of the validation (5 × 10^8 +) and held-out (10^9 +) seeds, whose
+frames share a seed's speckle and sector even where the plane's parameters differ."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -107,11 +111,11 @@ def training_strip(seed: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]
 
 def _strip_batch(step_and_batch: tuple[int, int]) -> tuple[NDArray, NDArray]:
     """(inputs, targets) of training step ``step``: seeds step × batch … (+ batch − 1); a seed
-    without a usable strip is replaced by the next one past the step's range (deterministic)."""
+    without a usable strip is replaced by the step's next spare seed (deterministic)."""
     step, batch = step_and_batch
     xs, ys = [], []
     seed = FEMUR_REFINE_SEED_BASE + step * batch
-    spare = 1_000_000_000 + seed  # far from every other step's seeds (< 10^9)
+    spare = SPARE_SEED_BASE + step * batch
     for i in range(batch):
         pair = training_strip(seed + i)
         while pair is None:

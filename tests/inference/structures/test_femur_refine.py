@@ -175,3 +175,25 @@ def test_a_predictor_runs_the_second_look_only_where_a_femur_was_found(tmp_path:
         calls.clear()
         predictor.predict(frame.image)
         assert calls == [(1, 1, *STRIP_SHAPE)] * strips, seed
+
+
+def test_a_frame_without_a_strip_is_replaced_by_a_spare_seed_clear_of_evaluation_seeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from inference.structures import train_femur_refine as t
+    from inference.structures.data import HELDOUT_SEED_BASE
+    from inference.structures.train import VALIDATION_SEED_BASE
+
+    asked: list[int] = []
+    strip = (np.zeros((1, *STRIP_SHAPE), np.float32), np.zeros((1, *STRIP_SHAPE), np.float32))
+
+    def fake_strip(seed: int):
+        asked.append(seed)
+        return None if seed in (7 * 4 + 1, t.SPARE_SEED_BASE + 7 * 4) else strip
+
+    monkeypatch.setattr(t, "training_strip", fake_strip)
+    x, y = t._strip_batch((7, 4))
+    assert x.shape == y.shape == (4, 1, *STRIP_SHAPE)
+    # step 7 of batch 4: seeds 28..31; 29 has no strip, nor has the first spare: the next one
+    assert asked == [28, 29, t.SPARE_SEED_BASE + 28, t.SPARE_SEED_BASE + 29, 30, 31]
+    assert max(asked) < VALIDATION_SEED_BASE < HELDOUT_SEED_BASE
