@@ -82,6 +82,21 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # N workers on N cores: no oversubscription
 
 
+def training_device(name: str) -> Any:
+    """The torch device ``name`` ("cpu", "cuda", "cuda:1"), or SystemExit saying why not."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise SystemExit(f"--device {name}: not a device name ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: no CUDA device on this machine; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise SystemExit(f"--device {name}: only cpu and cuda are supported")
+    return device
+
+
 def loop_options(args: argparse.Namespace) -> dict[str, Any]:
     """:func:`fit`'s schedule and checkpoint keywords from a training command's arguments."""
     return {

@@ -138,13 +138,19 @@ def _train(args: argparse.Namespace, pool) -> int:  # type: ignore[no-untyped-de
     import torch
     from torch.nn import functional as F
 
-    from inference.structures.fitting import fit, loop_options, prefetched, save_weights
+    from inference.structures.fitting import (
+        fit,
+        loop_options,
+        prefetched,
+        save_weights,
+        training_device,
+    )
     from inference.structures.model import StructureUNet
     from inference.structures.train import soft_dice_loss
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    device = torch.device(args.device)
+    device = training_device(args.device)
     torch.backends.cudnn.benchmark = device.type == "cuda"
     widths = tuple(int(w) for w in args.widths.split(","))
     model = StructureUNet(1, widths).to(device)

@@ -77,3 +77,13 @@ def test_weights_are_float16_with_config_meta_and_extras(tmp_path: Path) -> None
     )
     again = build_model(blob["config"])
     again.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_a_training_asked_for_a_gpu_it_does_not_have_says_so() -> None:
+    from inference.structures.train_femur_refine import main
+
+    with pytest.raises(SystemExit, match="no CUDA device on this machine"):
+        main(["--device", "cuda", "--steps", "1"])
+    with pytest.raises(SystemExit, match="--device gpu: not a device name"):
+        main(["--device", "gpu", "--steps", "1"])
