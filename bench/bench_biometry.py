@@ -38,6 +38,7 @@ from inference.abdomen import measure_abdomen
 from inference.biometry import compute_all
 from inference.femur import measure_femur
 from inference.geometry import Ellipse
+from inference.phantom.criteria import CRITERION_TRUTH as TRUTH
 from inference.phantom.generator import make_frame
 from inference.quality import PlaneEvidence, PlaneQuality, assess_plane, estimate_field_of_view
 from inference.quality.criteria import touches_fov_edge
@@ -89,23 +90,6 @@ def frame_pipeline(frame, plane: str, fov: np.ndarray | None = None) -> Callable
         return assess_plane(plane, ev)
 
     return run
-
-
-TRUTH = {  # rubric key -> the phantom generator's truth flag
-    "head.symmetric": "symmetric",
-    "head.thalami_visible": "thalami_visible",
-    "head.cavum_septi_pellucidi_visible": "cavum_septi_pellucidi_visible",
-    "head.cerebellum_not_visible": "cerebellum_not_visible",
-    "head.fills_30pct": "head_over_30pct",
-    "abdomen.symmetric": "symmetric",
-    "abdomen.stomach_visible": "stomach_visible",
-    "abdomen.umbilical_vein_portal_sinus_visible": "umbilical_vein_visible",
-    "abdomen.kidneys_not_visible": "kidneys_not_visible",
-    "abdomen.fills_30pct": "abdomen_over_30pct",
-    "femur.both_ends_visible": "both_ends_visible",
-    "femur.angle_below_45": "angle_under_45deg",
-    "femur.fills_30pct": "femur_over_30pct",
-}
 
 
 def phantom_checks(n_frames: int) -> None:

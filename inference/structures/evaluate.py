@@ -36,24 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.phantom.criteria import CRITERION_TRUTH as TRUTH
 from inference.structures.data import CLASSES, HELDOUT_SEED_BASE, frame_spec, sample_frame
 
-#: rubric key → the generator's truth flag
-TRUTH = {
-    "head.symmetric": "symmetric",
-    "head.thalami_visible": "thalami_visible",
-    "head.cavum_septi_pellucidi_visible": "cavum_septi_pellucidi_visible",
-    "head.cerebellum_not_visible": "cerebellum_not_visible",
-    "head.fills_30pct": "head_over_30pct",
-    "abdomen.symmetric": "symmetric",
-    "abdomen.stomach_visible": "stomach_visible",
-    "abdomen.umbilical_vein_portal_sinus_visible": "umbilical_vein_visible",
-    "abdomen.kidneys_not_visible": "kidneys_not_visible",
-    "abdomen.fills_30pct": "abdomen_over_30pct",
-    "femur.both_ends_visible": "both_ends_visible",
-    "femur.angle_below_45": "angle_under_45deg",
-    "femur.fills_30pct": "femur_over_30pct",
-}
 RUBRIC = {"fetal_brain": "head", "fetal_abdomen": "abdomen", "fetal_femur": "femur"}
 
 

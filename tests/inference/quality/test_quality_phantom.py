@@ -14,6 +14,7 @@ import pytest
 
 from inference.femur import measure_femur
 from inference.geometry import Ellipse
+from inference.phantom.criteria import CRITERION_TRUTH as TRUTH
 from inference.quality import PlaneEvidence, Verdict, assess_plane
 
 phantom = pytest.importorskip("inference.phantom.generator")
@@ -24,21 +25,6 @@ STRUCTURES = {
     "abdomen": ("stomach", "umbilical_vein", "kidneys"),
 }
 TAXONOMY = {"head": "fetal_brain", "abdomen": "fetal_abdomen", "femur": "fetal_femur"}
-TRUTH = {  # rubric key -> the generator's truth flag
-    "head.symmetric": "symmetric",
-    "head.thalami_visible": "thalami_visible",
-    "head.cavum_septi_pellucidi_visible": "cavum_septi_pellucidi_visible",
-    "head.cerebellum_not_visible": "cerebellum_not_visible",
-    "head.fills_30pct": "head_over_30pct",
-    "abdomen.symmetric": "symmetric",
-    "abdomen.stomach_visible": "stomach_visible",
-    "abdomen.umbilical_vein_portal_sinus_visible": "umbilical_vein_visible",
-    "abdomen.kidneys_not_visible": "kidneys_not_visible",
-    "abdomen.fills_30pct": "abdomen_over_30pct",
-    "femur.both_ends_visible": "both_ends_visible",
-    "femur.angle_below_45": "angle_under_45deg",
-    "femur.fills_30pct": "femur_over_30pct",
-}
 
 
 def oracle(frame, name):
