@@ -15,7 +15,6 @@ mm values need the frame's pixel size (mm per pixel, square pixels); without it 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ import cv2
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from inference._weights import load_weights, second_look_path
 from inference.geometry import (
     Ellipse,
     boundary_points,
@@ -321,35 +321,18 @@ class HeadPredictor:
         if threads is not None:
             torch.set_num_threads(threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        self.model = build_model(blob["config"])
-        self.model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
-        self.model.eval().to(self.device)
+        self.model, blob, digest = load_weights(path, build_model, self.device)
         self.net_shape: tuple[int, int] = tuple(blob.get("net_shape", NET_SHAPE))  # type: ignore[assignment]
         self.meta: dict[str, Any] = dict(blob.get("meta", {}))
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.version = f"head-unet-b{blob['config'].get('base')}-{digest}"
         # the second look on a crop around the first ellipse (inference/head/refine.py), when its
         # weights lie beside the first model's and ``refine`` is not switched off
         self.refine_model = None
-        # ``refine``: True = the crop model beside the weights if there is one; a path = that
-        # file (it must exist); False = the first pass alone
-        if isinstance(refine, (str, Path)):
-            refine_path = Path(refine)
-            if not refine_path.is_file():
-                raise FileNotFoundError(f"head refine weights not found at {refine_path}")
-        else:
-            refine_path = path.with_name(REFINE_WEIGHTS_NAME)
-        if refine is not False and refine_path.is_file():
-            rblob = torch.load(refine_path, map_location="cpu", weights_only=True)
-            self.refine_model = build_model(rblob["config"])
-            self.refine_model.load_state_dict(
-                {k: v.float() for k, v in rblob["state_dict"].items()}
-            )
-            self.refine_model.eval().to(self.device)
+        refine_path = second_look_path(path, refine, REFINE_WEIGHTS_NAME, "head refine")
+        if refine_path is not None:
+            self.refine_model, rblob, rdigest = load_weights(refine_path, build_model, self.device)
             self.refine_shape: tuple[int, int] = tuple(rblob.get("net_shape", NET_SHAPE))  # type: ignore[assignment]
             self.crop_margin = float(rblob.get("crop_margin", CROP_MARGIN))
-            rdigest = hashlib.sha256(refine_path.read_bytes()).hexdigest()[:12]
             self.version += f"+refine-{rdigest}"
         self.batch_size = max(1, int(batch_size))
         # average with the left-right mirrored frame (2× network time; on held-out HC18 it

@@ -82,6 +82,18 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)  # N workers on N cores: no oversubscription
 
 
+def prepare_torch(*, threads: int, seed: int, device: str) -> Any:
+    """Set torch's CPU threads and weight-initialisation seed; the training device (see
+    :func:`training_device`), with cuDNN picking its fastest kernels for the fixed input shape."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    dev = training_device(device)
+    torch.backends.cudnn.benchmark = dev.type == "cuda"
+    return dev
+
+
 def training_device(name: str) -> Any:
     """The torch device ``name`` ("cpu", "cuda", "cuda:1"), or SystemExit saying why not."""
     import torch

@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from inference._weights import load_weights, second_look_path
 from inference.femur import FemurMeasurement, measure_femur
 from inference.structures.data import CLASSES, NET_SHAPE, preprocess, to_grey
 
@@ -169,25 +170,16 @@ class StructurePredictor:
         self.net_shape: tuple[int, int] = tuple(self.meta.get("net_shape", NET_SHAPE))  # type: ignore[assignment]
         digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
         self.version = f"structures-unet-{digest}"
-        # ``femur_refine``: True = the femur crop model beside the weights if there is one; a path
-        # = that file (a snapshot has no neighbours); False = first pass only
         self.femur_model = None
         self.femur_shape: tuple[int, int] = (0, 0)
         self.femur_margin = 0.0
-        if isinstance(femur_refine, (str, Path)):
-            refine_path = Path(femur_refine)
-            if not refine_path.is_file():
-                raise FileNotFoundError(f"femur refine weights not found at {refine_path}")
-        else:
-            refine_path = path.with_name(FEMUR_REFINE_WEIGHTS_NAME)
-        if femur_refine is not False and refine_path.is_file():
-            rblob = torch.load(refine_path, map_location="cpu", weights_only=True)
-            self.femur_model = build_model(rblob["config"])
-            self.femur_model.load_state_dict({k: v.float() for k, v in rblob["state_dict"].items()})
-            self.femur_model.eval().to(self.device)
+        refine_path = second_look_path(
+            path, femur_refine, FEMUR_REFINE_WEIGHTS_NAME, "femur refine"
+        )
+        if refine_path is not None:
+            self.femur_model, rblob, rdigest = load_weights(refine_path, build_model, self.device)
             self.femur_shape = tuple(rblob["net_shape"])  # type: ignore[assignment]
             self.femur_margin = float(rblob.get("meta", {}).get("strip_margin", 1.6))
-            rdigest = hashlib.sha256(refine_path.read_bytes()).hexdigest()[:12]
             self.version += f"+femur-refine-{rdigest}"
         self._torch = torch
         self._lock = threading.Lock()

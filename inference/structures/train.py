@@ -137,15 +137,12 @@ def _train(args: argparse.Namespace, pool) -> int:  # type: ignore[no-untyped-de
         fit,
         loop_options,
         prefetched,
+        prepare_torch,
         save_weights,
-        training_device,
     )
     from inference.structures.model import StructureUNet
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device = training_device(args.device)
-    torch.backends.cudnn.benchmark = device.type == "cuda"  # fixed input shape: pick fast kernels
+    device = prepare_torch(threads=args.threads, seed=args.seed, device=args.device)
     widths = tuple(int(w) for w in args.widths.split(","))
     model = StructureUNet(len(CLASSES), widths)
     if args.init is not None:

@@ -135,23 +135,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args: argparse.Namespace, pool) -> int:  # type: ignore[no-untyped-def]
-    import torch
     from torch.nn import functional as F
 
     from inference.structures.fitting import (
         fit,
         loop_options,
         prefetched,
+        prepare_torch,
         save_weights,
-        training_device,
     )
     from inference.structures.model import StructureUNet
     from inference.structures.train import soft_dice_loss
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device = training_device(args.device)
-    torch.backends.cudnn.benchmark = device.type == "cuda"
+    device = prepare_torch(threads=args.threads, seed=args.seed, device=args.device)
     widths = tuple(int(w) for w in args.widths.split(","))
     model = StructureUNet(1, widths).to(device)
 
